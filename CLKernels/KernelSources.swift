@@ -1,0 +1,11 @@
+// The OpenCL C files of this folder, embedded into the binary at build time (Package.swift
+// lists them as `.embedInCode` resources), keyed by file name.
+public enum EmbeddedKernels {
+    public static let files: [String: String] = [
+        "attention_common.h": text(PackageResources.attention_common_h),
+        "dense_attention.cl": text(PackageResources.dense_attention_cl),
+        "synthetic_input.cl": text(PackageResources.synthetic_input_cl),
+    ]
+
+    private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+}

@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Every OpenCL C file in CLKernels/ is embedded into the binary, so programs built from this
+/// package never read kernels from the working directory.
+let kernelFiles = [
+    "attention_common.h",
+    "dense_attention.cl",
+    "synthetic_input.cl",
+]
+
+let package = Package(
+    name: "MInferenceCL",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MInferenceCL", targets: ["MInferenceCL"]),
+        .executable(name: "minference-cl", targets: ["minference-cl"]),
+        .executable(name: "minference-bench", targets: ["minference-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenCL",
+            pkgConfig: "OpenCL",
+            providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]
+        ),
+        .systemLibrary(
+            name: "CCLBlast",
+            pkgConfig: "clblast",
+            providers: [.apt(["libclblast-dev"])]
+        ),
+        .target(
+            name: "MInferenceCLKernels",
+            path: "CLKernels",
+            exclude: [],
+            sources: ["KernelSources.swift"],
+            resources: kernelFiles.map { .embedInCode($0) }
+        ),
+        .target(
+            name: "MInferenceCL",
+            dependencies: [
+                "COpenCL",
+                "CCLBlast",
+                "MInferenceCLKernels",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .executableTarget(
+            name: "minference-cl",
+            dependencies: [
+                "MInferenceCL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "minference-bench",
+            dependencies: [
+                "MInferenceCL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/minference-bench"
+        ),
+        .testTarget(
+            name: "MInferenceCLTests",
+            dependencies: ["MInferenceCL"],
+            exclude: ["Fixtures"]
+        ),
+    ]
+)

@@ -1,0 +1,102 @@
+import FoundationEssentials
+import Logging
+
+/// Runs attention on one device: validates the request, picks kernel configurations from the
+/// tuning table, builds (or fetches cached) programs and enqueues them. Thread-safe.
+public final class AttentionEngine: Sendable {
+    public let context: ComputeContext
+    public let tuning: TuningTable
+    let tuningOverride: String?
+    let logger: Logger
+
+    public init(context: ComputeContext, tuning: TuningTable = .standard) {
+        self.context = context
+        self.tuning = tuning
+        self.tuningOverride = ProcessInfo.processInfo.environment["MINFERENCECL_TUNING"]
+        self.logger = context.logger
+    }
+
+    func config(for problem: AttentionProblem) -> KernelConfig {
+        tuning.config(for: context.device.info, headDim: problem.headDim, override: tuningOverride, logger: logger)
+    }
+
+    /// Dense attention of host tensors; returns the output (in `outputDType`, default the input
+    /// dtype) and the device time of the kernel.
+    public func dense(q: Tensor, k: Tensor, v: Tensor, causal: Bool = true, scale: Float? = nil,
+                      outputDType: DType? = nil) throws -> AttentionResult {
+        let problem = try Self.problem(q: q, k: k, v: v, causal: causal, scale: scale, outputDType: outputDType)
+        let dq = try DeviceTensor(context: context, copying: q, label: "q")
+        let dk = try DeviceTensor(context: context, copying: k, label: "k")
+        let dv = try DeviceTensor(context: context, copying: v, label: "v")
+        let out = try DeviceTensor(context: context, shape: q.shape, dtype: problem.outputDType, label: "output")
+        let timing = try dense(problem: problem, q: dq, k: dk, v: dv, output: out)
+        return AttentionResult(output: try out.download(), problem: problem, timing: timing)
+    }
+
+    /// Dense attention of device tensors into `output` (shaped like q); waits for it.
+    public func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
+                      output: DeviceTensor) throws -> PhaseTiming {
+        try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
+        let kernel = DenseAttentionKernel(problem: problem, config: config(for: problem))
+        let event = try kernel.enqueue(context: context, q: q.buffer, k: k.buffer, v: v.buffer, o: output.buffer)
+        var timing = PhaseTiming()
+        try timing.add(.kernel, event)
+        return timing
+    }
+
+    /// The problem described by host tensors, with their dtypes checked.
+    static func problem(q: Tensor, k: Tensor, v: Tensor, causal: Bool, scale: Float?, outputDType: DType?) throws -> AttentionProblem {
+        guard q.dtype == k.dtype, k.dtype == v.dtype else {
+            throw AttentionError.dtype("q, k and v must share one dtype; got q \(q.dtype), k \(k.dtype), v \(v.dtype)")
+        }
+        return try AttentionProblem(q: q.shape, k: k.shape, v: v.shape, dtype: q.dtype, outputDType: outputDType,
+                                    causal: causal, scale: scale)
+    }
+
+    static func checkBuffers(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws {
+        let qCount = problem.batch * problem.headsQ * problem.queryLength * problem.headDim
+        let kCount = problem.batch * problem.headsKV * problem.keyLength * problem.headDim
+        for (name, t, count, dtype) in [("q", q, qCount, problem.inputDType), ("k", k, kCount, problem.inputDType),
+                                        ("v", v, kCount, problem.inputDType), ("output", output, qCount, problem.outputDType)] {
+            guard t.elementCount == count else {
+                throw AttentionError.shape("\(name) holds \(t.elementCount) elements (shape \(t.shape)); the problem needs \(count)")
+            }
+            guard t.dtype == dtype else { throw AttentionError.dtype("\(name) is \(t.dtype); the problem needs \(dtype)") }
+        }
+    }
+}
+
+/// The output of an attention call with what it cost.
+public struct AttentionResult: Sendable {
+    public let output: Tensor
+    public let problem: AttentionProblem
+    public let timing: PhaseTiming
+}
+
+/// Device time of an attention pipeline split into its phases, from OpenCL profiling events.
+public struct PhaseTiming: Sendable, Equatable {
+    public enum Phase: String, Sendable, CaseIterable { case estimation, indices, kernel }
+
+    private var nanoseconds: [Phase: UInt64] = [:]
+
+    public init() {}
+
+    mutating func add(_ phase: Phase, _ event: CommandEvent) throws {
+        let (start, end) = try event.interval()
+        nanoseconds[phase, default: 0] += end &- start
+    }
+
+    mutating func add(_ phase: Phase, _ events: [CommandEvent]) throws {
+        for e in events { try add(phase, e) }
+    }
+
+    mutating func add(_ other: PhaseTiming) {
+        for (phase, ns) in other.nanoseconds { nanoseconds[phase, default: 0] += ns }
+    }
+
+    /// Sum of the device time of the phase's commands (an in-order queue runs them one by one).
+    public func milliseconds(_ phase: Phase) -> Double { Double(nanoseconds[phase] ?? 0) / 1e6 }
+
+    /// Sum over all phases.
+    public var totalMilliseconds: Double { Phase.allCases.reduce(0) { $0 + milliseconds($1) } }
+}

@@ -1,0 +1,30 @@
+/// The dense FlashAttention-2 kernel (CLKernels/dense_attention.cl) for one problem on one device.
+struct DenseAttentionKernel {
+    static let file = "dense_attention.cl"
+    let problem: AttentionProblem
+    let config: KernelConfig
+
+    var options: BuildOptions {
+        var defines = config.defines(headDim: problem.headDim)
+        defines["INPUT_DTYPE"] = problem.inputDType.kernelName
+        defines["OUTPUT_DTYPE"] = problem.outputDType.kernelName
+        return BuildOptions(defines: defines)
+    }
+
+    /// Enqueues the kernel over q, k, v into o; returns its profiled event.
+    func enqueue(context: ComputeContext, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer) throws -> CommandEvent {
+        let program = try context.program(KernelSource.named(Self.file), options: options)
+        let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
+        return try context.launch(
+            program, "dense_attention",
+            global: [rowBlocks * config.queryTile, problem.batch * problem.headsQ], local: [config.queryTile, 1],
+            [.buffer(q), .buffer(k), .buffer(v), .buffer(o),
+             .int(problem.queryLength), .int(problem.keyLength), .int(problem.headsQ), .int(problem.headsKV),
+             .float(problem.scale * Float.log2e), .int(problem.causal ? 1 : 0)])
+    }
+}
+
+extension Float {
+    /// log2(e): the host folds it into the scale so kernels use exp2.
+    static let log2e: Float = 1.442_695_040_888_963_4
+}

@@ -1,0 +1,37 @@
+/// A tensor in device memory: a buffer with the shape and element type of its contents.
+public struct DeviceTensor: Sendable {
+    public let buffer: DeviceBuffer
+    public let shape: [Int]
+    public let dtype: DType
+
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// Allocates an uninitialised tensor.
+    public init(context: ComputeContext, shape: [Int], dtype: DType, label: String = "tensor") throws {
+        self.shape = shape
+        self.dtype = dtype
+        self.buffer = try DeviceBuffer(context: context, byteCount: shape.reduce(1, *) * dtype.byteCount, label: label)
+    }
+
+    /// Uploads `tensor`.
+    public init(context: ComputeContext, copying tensor: Tensor, label: String = "tensor") throws {
+        try self.init(context: context, shape: tensor.shape, dtype: tensor.dtype, label: label)
+        try tensor.bytes.withUnsafeBytes { try buffer.write($0) }
+    }
+
+    /// Copies the tensor back to the host.
+    public func download() throws -> Tensor {
+        var bytes = [UInt8](repeating: 0, count: elementCount * dtype.byteCount)
+        try bytes.withUnsafeMutableBytes { try buffer.read(into: $0) }
+        return Tensor(shape: shape, dtype: dtype, bytes: bytes)
+    }
+
+    /// Fills every element with NaN (tests poison outputs before a run).
+    public func poison() throws {
+        switch dtype {
+        case .f32: try buffer.fill(pattern: 0x7fc0_0000)
+        case .f16: try buffer.fill(pattern: 0x7e00_7e00)
+        case .bf16: try buffer.fill(pattern: 0x7fc0_7fc0)
+        }
+    }
+}

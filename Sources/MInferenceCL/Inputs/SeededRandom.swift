@@ -1,0 +1,28 @@
+import RealModule
+
+/// A small, fast, seedable generator (SplitMix64) so tests and benchmarks are reproducible.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+
+    /// A standard normal sample (Box-Muller).
+    public mutating func normal() -> Float {
+        let u1 = Double(next() >> 11 + 1) / Double(1 << 53)
+        let u2 = Double(next() >> 11) / Double(1 << 53)
+        return Float((-2 * Double.log(u1)).squareRoot() * Double.cos(2 * Double.pi * u2))
+    }
+
+    /// `count` standard normal samples times `scale`.
+    public mutating func normals(_ count: Int, scale: Float = 1) -> [Float] {
+        (0..<count).map { _ in normal() * scale }
+    }
+}

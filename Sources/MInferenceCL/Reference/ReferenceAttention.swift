@@ -1,0 +1,79 @@
+import RealModule
+
+/// Attention in float64 on the CPU, row by row, for checking the kernels. A row is computed over
+/// the dense causal (or full) key set, or over an explicit list of keys (a sparse pattern's
+/// covered set), so the same code checks every pattern.
+public struct ReferenceAttention: Sendable {
+    public let problem: AttentionProblem
+    let q: [Double]
+    let k: [Double]
+    let v: [Double]
+
+    public init(problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor) {
+        self.problem = problem
+        self.q = q.floats().map(Double.init)
+        self.k = k.floats().map(Double.init)
+        self.v = v.floats().map(Double.init)
+    }
+
+    /// Flattened KV head (batch * Hkv + kv) read by flattened query head (batch * Hq + h).
+    public func kvHead(of head: Int) -> Int {
+        (head / problem.headsQ) * problem.headsKV + (head % problem.headsQ) / problem.groupSize
+    }
+
+    /// Keys query `query` sees without a sparse pattern: 0...(Nk - Nq + query) when causal.
+    public func denseKeys(query: Int) -> Range<Int> {
+        guard problem.causal else { return 0..<problem.keyLength }
+        let last = problem.keyLength - problem.queryLength + query
+        return 0..<max(0, min(problem.keyLength, last + 1))
+    }
+
+    /// Scaled logits q.k * scale of one query row against `keys`.
+    public func logits<C: Collection<Int>>(head: Int, query: Int, keys: C) -> [Double] {
+        let d = problem.headDim
+        let qBase = (head * problem.queryLength + query) * d
+        let kBase = kvHead(of: head) * problem.keyLength * d
+        let scale = Double(problem.scale)
+        return keys.map { j in
+            var dot = 0.0
+            let kj = kBase + j * d
+            for c in 0..<d { dot += q[qBase + c] * k[kj + c] }
+            return dot * scale
+        }
+    }
+
+    /// The softmax-weighted value row over `keys` (nil: the dense key set). A row with no key is 0.
+    public func output(head: Int, query: Int, keys: [Int]? = nil) -> [Double] {
+        let d = problem.headDim
+        let keyList = keys ?? Array(denseKeys(query: query))
+        var out = [Double](repeating: 0, count: d)
+        guard !keyList.isEmpty else { return out }
+        let s = logits(head: head, query: query, keys: keyList)
+        let m = s.max()!
+        var sum = 0.0
+        let vBase = kvHead(of: head) * problem.keyLength * d
+        for (n, j) in keyList.enumerated() {
+            let p = Double.exp(s[n] - m)
+            sum += p
+            let vj = vBase + j * d
+            for c in 0..<d { out[c] += p * v[vj + c] }
+        }
+        for c in 0..<d { out[c] /= sum }
+        return out
+    }
+
+    /// Dense softmax mass that falls on `keys` for one query (the recall of a covered set).
+    public func recall(head: Int, query: Int, keys: [Int]) -> Double {
+        let dense = Array(denseKeys(query: query))
+        guard !dense.isEmpty else { return 1 }
+        let s = logits(head: head, query: query, keys: dense)
+        let m = s.max()!
+        let p = s.map { Double.exp($0 - m) }
+        let total = p.reduce(0, +)
+        let covered = Set(keys)
+        var inside = 0.0
+        for (n, j) in dense.enumerated() where covered.contains(j) { inside += p[n] }
+        return inside / total
+    }
+}
+

@@ -1,0 +1,86 @@
+import COpenCL
+
+/// A buffer in device memory; the single owner of its `cl_mem`.
+public final class DeviceBuffer: @unchecked Sendable {
+    let mem: cl_mem
+    /// Size in bytes as requested (the allocation is rounded up to 16 bytes so empty tensors work).
+    public let byteCount: Int
+    let context: ComputeContext
+
+    /// Allocates `byteCount` bytes. Refuses sizes over `CL_DEVICE_MAX_MEM_ALLOC_SIZE` with a
+    /// `DeviceMemoryError` before asking the driver.
+    public init(context: ComputeContext, byteCount: Int, label: String = "buffer") throws {
+        let info = context.device.info
+        guard byteCount >= 0 else { throw DeviceMemoryError.negativeSize(label: label, bytes: byteCount) }
+        if info.maxAllocationBytes > 0, byteCount > info.maxAllocationBytes {
+            throw DeviceMemoryError.overAllocationLimit(label: label, bytes: byteCount, limit: info.maxAllocationBytes, device: info.name)
+        }
+        var status: cl_int = 0
+        let size = max(16, (byteCount + 15) / 16 * 16)
+        guard let mem = clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), size, nil, &status),
+              status == CL_SUCCESS else {
+            throw OpenCLError(status: status, call: "clCreateBuffer(\(label), \(byteCount) bytes)", device: info.name)
+        }
+        self.mem = mem
+        self.byteCount = byteCount
+        self.context = context
+    }
+
+    deinit { clReleaseMemObject(mem) }
+
+    /// Copies `bytes` into the buffer at `offset` and waits for the copy.
+    public func write(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) throws {
+        guard bytes.count > 0 else { return }
+        precondition(offset + bytes.count <= byteCount, "write past the end of a device buffer")
+        try check(clEnqueueWriteBuffer(context.queue, mem, cl_bool(CL_TRUE), offset, bytes.count, bytes.baseAddress, 0, nil, nil),
+                  "clEnqueueWriteBuffer(\(bytes.count) bytes)", device: context.device.info.name)
+    }
+
+    /// Copies `bytes.count` bytes from the buffer at `offset` and waits for the copy.
+    public func read(into bytes: UnsafeMutableRawBufferPointer, offset: Int = 0) throws {
+        guard bytes.count > 0 else { return }
+        precondition(offset + bytes.count <= byteCount, "read past the end of a device buffer")
+        try check(clEnqueueReadBuffer(context.queue, mem, cl_bool(CL_TRUE), offset, bytes.count, bytes.baseAddress, 0, nil, nil),
+                  "clEnqueueReadBuffer(\(bytes.count) bytes)", device: context.device.info.name)
+    }
+
+    /// Fills the first `byteCount` bytes with a repeated 4-byte pattern (e.g. a NaN poison).
+    public func fill(pattern: UInt32) throws {
+        guard byteCount > 0 else { return }
+        var value = pattern
+        let size = (byteCount + 3) / 4 * 4
+        try check(clEnqueueFillBuffer(context.queue, mem, &value, 4, 0, size, 0, nil, nil),
+                  "clEnqueueFillBuffer", device: context.device.info.name)
+    }
+
+    /// Convenience: a buffer holding a copy of `array`.
+    public convenience init<T>(context: ComputeContext, copying array: [T], label: String = "buffer") throws {
+        try self.init(context: context, byteCount: array.count * MemoryLayout<T>.stride, label: label)
+        try array.withUnsafeBytes { try write($0) }
+    }
+
+    /// Reads the whole buffer as `count` elements of `T`.
+    public func read<T>(as: T.Type, count: Int) throws -> [T] where T: BitwiseCopyable {
+        var out = [T](unsafeUninitializedCapacity: count) { _, n in n = count }
+        try out.withUnsafeMutableBytes { try read(into: $0) }
+        return out
+    }
+}
+
+/// Device memory refused before or by the driver.
+public enum DeviceMemoryError: Error, CustomStringConvertible, Sendable {
+    case negativeSize(label: String, bytes: Int)
+    case overAllocationLimit(label: String, bytes: Int, limit: Int, device: String)
+    case overDeviceMemory(what: String, bytes: Int, available: Int, device: String)
+
+    public var description: String {
+        switch self {
+        case .negativeSize(let label, let bytes):
+            "cannot allocate \(label): negative size \(bytes)"
+        case .overAllocationLimit(let label, let bytes, let limit, let device):
+            "\(label) needs \(bytes) bytes, over CL_DEVICE_MAX_MEM_ALLOC_SIZE (\(limit) bytes) of \(device)"
+        case .overDeviceMemory(let what, let bytes, let available, let device):
+            "\(what) needs \(bytes) bytes of device memory, more than \(device) has (\(available) bytes)"
+        }
+    }
+}

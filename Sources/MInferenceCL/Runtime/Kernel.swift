@@ -1,0 +1,120 @@
+import COpenCL
+
+/// One argument of a kernel launch.
+public enum KernelArgument {
+    case buffer(DeviceBuffer)
+    case int(Int32)
+    case uint(UInt32)
+    case float(Float)
+    /// Dynamic local memory of this many bytes.
+    case local(Int)
+
+    public static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
+}
+
+/// A `cl_kernel` made for one launch (kernel objects are not thread-safe to set up, so each
+/// launch gets its own); released in `deinit`.
+final class Kernel {
+    let kernel: cl_kernel
+    let name: String
+    let program: Program
+
+    init(program: Program, name: String) throws {
+        var status: cl_int = 0
+        guard let kernel = clCreateKernel(program.program, name, &status), status == CL_SUCCESS else {
+            throw OpenCLError(status: status, call: "clCreateKernel(\(name))", device: program.deviceName)
+        }
+        self.kernel = kernel
+        self.name = name
+        self.program = program
+    }
+
+    deinit { clReleaseKernel(kernel) }
+
+    func set(_ arguments: [KernelArgument]) throws {
+        for (i, argument) in arguments.enumerated() {
+            let index = cl_uint(i)
+            let status: cl_int
+            switch argument {
+            case .buffer(let b):
+                var mem: cl_mem? = b.mem
+                status = clSetKernelArg(kernel, index, MemoryLayout<cl_mem>.size, &mem)
+            case .int(var v): status = clSetKernelArg(kernel, index, 4, &v)
+            case .uint(var v): status = clSetKernelArg(kernel, index, 4, &v)
+            case .float(var v): status = clSetKernelArg(kernel, index, 4, &v)
+            case .local(let bytes): status = clSetKernelArg(kernel, index, bytes, nil)
+            }
+            try check(status, "clSetKernelArg(\(name), \(i))", device: program.deviceName)
+        }
+    }
+}
+
+/// A profiled command; the single owner of its `cl_event`.
+public final class CommandEvent: @unchecked Sendable {
+    let event: cl_event
+    /// What ran, for timing reports (e.g. a kernel name).
+    public let label: String
+
+    init(event: cl_event, label: String) {
+        self.event = event
+        self.label = label
+    }
+
+    deinit { clReleaseEvent(event) }
+
+    public func wait() throws {
+        var e: cl_event? = event
+        try check(clWaitForEvents(1, &e), "clWaitForEvents(\(label))")
+    }
+
+    /// Start and end of the command on the device clock, in nanoseconds (waits for it first).
+    public func interval() throws -> (start: UInt64, end: UInt64) {
+        try wait()
+        func read(_ param: Int32) throws -> UInt64 {
+            var value: cl_ulong = 0
+            try check(clGetEventProfilingInfo(event, cl_profiling_info(param), 8, &value, nil),
+                      "clGetEventProfilingInfo(\(label))")
+            return value
+        }
+        return (try read(CL_PROFILING_COMMAND_START), try read(CL_PROFILING_COMMAND_END))
+    }
+
+    /// Device time of the command in milliseconds.
+    public func milliseconds() throws -> Double {
+        let (start, end) = try interval()
+        return Double(end &- start) / 1e6
+    }
+}
+
+extension ComputeContext {
+    /// Enqueues `name` from `program` over `global` work-items in groups of `local`.
+    /// Global sizes are rounded up to a multiple of the local size. Returns the profiled event.
+    @discardableResult
+    func launch(_ program: Program, _ name: String, global: [Int], local: [Int]?,
+                _ arguments: [KernelArgument]) throws -> CommandEvent {
+        let kernel = try Kernel(program: program, name: name)
+        try kernel.set(arguments)
+        var globalSize = global
+        if let local {
+            for i in globalSize.indices { globalSize[i] = (globalSize[i] + local[i] - 1) / local[i] * local[i] }
+        }
+        if globalSize.contains(0) {
+            // Nothing to do; an empty marker keeps callers' timing code uniform.
+            var event: cl_event?
+            try check(clEnqueueMarkerWithWaitList(queue, 0, nil, &event), "clEnqueueMarkerWithWaitList", device: device.info.name)
+            return CommandEvent(event: event!, label: name)
+        }
+        var event: cl_event?
+        let status = globalSize.withUnsafeBufferPointer { g in
+            if let local {
+                return local.withUnsafeBufferPointer { l in
+                    clEnqueueNDRangeKernel(queue, kernel.kernel, cl_uint(g.count), nil, g.baseAddress, l.baseAddress, 0, nil, &event)
+                }
+            }
+            return clEnqueueNDRangeKernel(queue, kernel.kernel, cl_uint(g.count), nil, g.baseAddress, nil, 0, nil, &event)
+        }
+        try check(status, "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(local.map { "\($0)" } ?? "auto"))",
+                  device: device.info.name)
+        return CommandEvent(event: event!, label: name)
+    }
+}

@@ -1,0 +1,73 @@
+import COpenCL
+
+/// A built `cl_program` for one device; the single owner of the handle.
+final class Program: @unchecked Sendable {
+    let program: cl_program
+    let key: ProgramKey
+    var deviceName: String { key.deviceName }
+
+    init(program: cl_program, key: ProgramKey) {
+        self.program = program
+        self.key = key
+    }
+
+    deinit { clReleaseProgram(program) }
+
+    /// The device binary (PTX on NVIDIA, an ELF or bitcode bundle elsewhere).
+    func binary() throws -> [UInt8] {
+        var size = 0
+        try check(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil),
+                  "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)", device: deviceName)
+        guard size > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: size)
+        try bytes.withUnsafeMutableBufferPointer { buffer in
+            var pointer: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            try check(clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointer, nil),
+                      "clGetProgramInfo(CL_PROGRAM_BINARIES)", device: deviceName)
+        }
+        return bytes
+    }
+
+    /// The build log of this program (warnings, `-cl-nv-verbose` register reports).
+    static func buildLog(_ program: cl_program, device: cl_device_id) -> String {
+        var size = 0
+        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS,
+              size > 0 else { return "" }
+        var bytes = [UInt8](repeating: 0, count: size)
+        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil) == CL_SUCCESS
+        else { return "" }
+        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self).trimmingSpaces()
+    }
+}
+
+/// What identifies a built program: the kernel file and its source hash, the build options and
+/// the device with its driver. Reads well in logs.
+struct ProgramKey: Hashable, Sendable, CustomStringConvertible {
+    let file: String
+    let sourceHash: UInt64
+    let options: String
+    let deviceName: String
+    let driverVersion: String
+
+    var description: String {
+        "\(file)#\(StableHash.hex(sourceHash).prefix(12)) [\(options)] on \(deviceName) (driver \(driverVersion))"
+    }
+
+    /// File name used by the disk cache.
+    var digest: String {
+        StableHash.hex(StableHash.fnv1a64(description.utf8)) + StableHash.hex(StableHash.fnv1a64(description.utf8, seed: 0x9e37_79b9_7f4a_7c15))
+    }
+}
+
+/// A kernel build that failed, with everything needed to see why.
+public struct ProgramBuildError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let options: String
+    public let device: String
+    public let status: String
+    public let log: String
+
+    public var description: String {
+        "building \(file) for \(device) failed with \(status); options: \(options)\nbuild log:\n\(log)"
+    }
+}

@@ -1,0 +1,49 @@
+/// Element type of a tensor in memory.
+public enum DType: String, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
+    case f16
+    case bf16
+    case f32
+
+    /// Accepts `f16`/`fp16`/`float16`/`half`, `bf16`/`bfloat16`, `f32`/`fp32`/`float32`/`float`.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "f16", "fp16", "float16", "half": self = .f16
+        case "bf16", "bfloat16": self = .bf16
+        case "f32", "fp32", "float32", "float": self = .f32
+        default: return nil
+        }
+    }
+
+    public var byteCount: Int { self == .f32 ? 4 : 2 }
+    public var description: String { rawValue }
+
+    /// The `-D` value the kernels use for this type (see CLKernels/attention_common.h).
+    var kernelName: String {
+        switch self {
+        case .f32: "DTYPE_F32"
+        case .f16: "DTYPE_F16"
+        case .bf16: "DTYPE_BF16"
+        }
+    }
+
+    /// Rounds a value to this type and back (what storing it would keep).
+    public func rounded(_ x: Float) -> Float {
+        switch self {
+        case .f32: x
+        case .f16: Float(Float16(x))
+        case .bf16: BFloat16Bits.toFloat(BFloat16Bits.fromFloat(x))
+        }
+    }
+}
+
+/// bfloat16 as raw 16-bit words: the high half of an IEEE float, rounded to nearest even.
+public enum BFloat16Bits {
+    public static func fromFloat(_ x: Float) -> UInt16 {
+        var u = x.bitPattern
+        if x.isNaN { return UInt16(truncatingIfNeeded: u >> 16) | 0x0040 }
+        u &+= 0x7fff &+ ((u >> 16) & 1)
+        return UInt16(truncatingIfNeeded: u >> 16)
+    }
+
+    public static func toFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+}

@@ -1,0 +1,161 @@
+import FoundationEssentials
+
+/// NumPy `.npy` files: little-endian `<f2` and `<f4` in C order, plus a bf16 mode that reads
+/// and writes raw 16-bit words (`<u2`, `<i2`, `|V2`) as bfloat16. Anything else is refused with a
+/// `TensorFileError` that says what was found.
+public enum NPYFile {
+    static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+
+    /// Reads a tensor. With `bf16: true`, 16-bit integer or void words are taken as bfloat16.
+    public static func read(_ path: String, bf16: Bool = false) throws -> Tensor {
+        guard FileManager.default.fileExists(atPath: path) else { throw TensorFileError.missing(path: path) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw TensorFileError.unreadable(path: path) }
+        return try decode([UInt8](data), path: path, bf16: bf16)
+    }
+
+    /// Writes `tensor` (bf16 is stored as `<u2` words); the file appears whole or not at all.
+    public static func write(_ tensor: Tensor, to path: String) throws {
+        let bytes = encode(tensor)
+        do {
+            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw TensorFileError.unwritable(path: path, reason: "\(error)")
+        }
+    }
+
+    public static func encode(_ tensor: Tensor) -> [UInt8] {
+        let descr = switch tensor.dtype {
+        case .f16: "<f2"
+        case .f32: "<f4"
+        case .bf16: "<u2"
+        }
+        let shape = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
+        let unpadded = magic.count + 2 + 2 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var out = magic + [1, 0]
+        let length = UInt16(header.utf8.count)
+        out += [UInt8(length & 0xff), UInt8(length >> 8)]
+        out += Array(header.utf8)
+        out += tensor.bytes
+        return out
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String = "<memory>", bf16: Bool = false) throws -> Tensor {
+        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
+            throw TensorFileError.badHeader(path: path, reason: "not a .npy file (missing the \\x93NUMPY magic)")
+        }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw TensorFileError.truncated(path: path, expected: 12, actual: bytes.count) }
+            headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
+            headerStart = 12
+        default:
+            throw TensorFileError.badHeader(path: path, reason: "unsupported .npy format version \(major).\(bytes[7])")
+        }
+        guard headerStart + headerLength <= bytes.count else {
+            throw TensorFileError.truncated(path: path, expected: headerStart + headerLength, actual: bytes.count)
+        }
+        let header = String(decoding: bytes[headerStart..<headerStart + headerLength], as: UTF8.self)
+        let fields = try parseHeader(header, path: path)
+        let dtype: DType
+        let rawWords: Set<String> = ["<u2", "<i2", "|u2", "|i2", "|V2", "<V2"]
+        switch fields.descr {
+        case "<f2": dtype = .f16
+        case "<f4": dtype = .f32
+        case let d where bf16 && rawWords.contains(d): dtype = .bf16
+        case let d where d.hasPrefix(">"):
+            throw TensorFileError.unsupportedDType(path: path, descr: d, hint: "big-endian data; save it little-endian ('<')")
+        case let d where rawWords.contains(d):
+            throw TensorFileError.unsupportedDType(path: path, descr: d, hint: "16-bit words are read as bfloat16 only in bf16 mode (--bf16)")
+        case let d:
+            throw TensorFileError.unsupportedDType(path: path, descr: d, hint: "supported: <f2 (float16), <f4 (float32), bf16 as raw 16-bit words")
+        }
+        if fields.fortranOrder { throw TensorFileError.fortranOrder(path: path) }
+        let count = fields.shape.reduce(1, *)
+        let dataStart = headerStart + headerLength
+        let expected = count * dtype.byteCount
+        let actual = bytes.count - dataStart
+        guard actual >= expected else { throw TensorFileError.truncated(path: path, expected: dataStart + expected, actual: bytes.count) }
+        guard actual == expected else {
+            throw TensorFileError.shapeMismatch(path: path, shape: fields.shape, dataBytes: actual, expectedBytes: expected)
+        }
+        return Tensor(shape: fields.shape, dtype: dtype, bytes: Array(bytes[dataStart...]))
+    }
+
+    struct Header {
+        var descr: String
+        var fortranOrder: Bool
+        var shape: [Int]
+    }
+
+    /// Parses the Python dict literal of a .npy header.
+    static func parseHeader(_ text: String, path: String) throws -> Header {
+        func fail(_ reason: String) -> TensorFileError { .badHeader(path: path, reason: reason) }
+        func value(of key: String) throws -> Substring {
+            for quote in ["'", "\""] {
+                if let r = text.firstRange(of: quote + key + quote) {
+                    var rest = text[r.upperBound...].drop { $0 == " " }
+                    guard rest.first == ":" else { throw fail("no ':' after '\(key)'") }
+                    rest = rest.dropFirst().drop { $0 == " " }
+                    return rest
+                }
+            }
+            throw fail("header has no '\(key)' field: \(text.trimmingSpaces())")
+        }
+        let descrRest = try value(of: "descr")
+        guard let q = descrRest.first, q == "'" || q == "\"", let end = descrRest.dropFirst().firstIndex(of: q) else {
+            throw fail("'descr' is not a string (structured dtypes are not supported)")
+        }
+        let descr = String(descrRest.dropFirst()[..<end])
+        let fortranRest = try value(of: "fortran_order")
+        let fortran: Bool
+        if fortranRest.hasPrefix("True") { fortran = true } else if fortranRest.hasPrefix("False") { fortran = false } else {
+            throw fail("'fortran_order' is neither True nor False")
+        }
+        let shapeRest = try value(of: "shape")
+        guard shapeRest.first == "(", let close = shapeRest.firstIndex(of: ")") else { throw fail("'shape' is not a tuple") }
+        var shape: [Int] = []
+        for part in shapeRest[shapeRest.index(after: shapeRest.startIndex)..<close].split(separator: ",") {
+            let t = String(part.filter { $0 != "L" }).trimmingSpaces()
+            if t.isEmpty { continue }
+            guard let n = Int(t), n >= 0 else { throw fail("shape entry '\(t)' is not a non-negative integer") }
+            shape.append(n)
+        }
+        guard shape.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) < Int.max / 8 else {
+            throw fail("shape \(shape) is too large")
+        }
+        return Header(descr: descr, fortranOrder: fortran, shape: shape)
+    }
+}
+
+/// A tensor file that cannot be read or written, and why.
+public enum TensorFileError: Error, CustomStringConvertible, Sendable, Equatable {
+    case missing(path: String)
+    case unreadable(path: String)
+    case unwritable(path: String, reason: String)
+    case badHeader(path: String, reason: String)
+    case unsupportedDType(path: String, descr: String, hint: String)
+    case fortranOrder(path: String)
+    case truncated(path: String, expected: Int, actual: Int)
+    case shapeMismatch(path: String, shape: [Int], dataBytes: Int, expectedBytes: Int)
+
+    public var description: String {
+        switch self {
+        case .missing(let p): "\(p): no such file"
+        case .unreadable(let p): "\(p): cannot be read"
+        case .unwritable(let p, let r): "\(p): cannot be written (\(r))"
+        case .badHeader(let p, let r): "\(p): bad .npy header: \(r)"
+        case .unsupportedDType(let p, let d, let h): "\(p): unsupported dtype '\(d)': \(h)"
+        case .fortranOrder(let p): "\(p): Fortran-order arrays are not supported; save it in C order (np.ascontiguousarray)"
+        case .truncated(let p, let e, let a): "\(p): truncated: \(a) bytes, the header promises \(e)"
+        case .shapeMismatch(let p, let s, let d, let e): "\(p): shape \(s) needs \(e) data bytes but the file holds \(d)"
+        }
+    }
+}
