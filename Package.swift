@@ -7,6 +7,11 @@ let kernelFiles = [
     "attention_common.h",
     "dense_attention.cl",
     "synthetic_input.cl",
+    "vertical_slash_estimate.cl",
+    "topk.cl",
+    "vertical_slash_index.cl",
+    "block_sparse_index.cl",
+    "sparse_attention.cl",
 ]
 
 let package = Package(

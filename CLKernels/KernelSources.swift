@@ -5,6 +5,11 @@ public enum EmbeddedKernels {
         "attention_common.h": text(PackageResources.attention_common_h),
         "dense_attention.cl": text(PackageResources.dense_attention_cl),
         "synthetic_input.cl": text(PackageResources.synthetic_input_cl),
+        "vertical_slash_estimate.cl": text(PackageResources.vertical_slash_estimate_cl),
+        "topk.cl": text(PackageResources.topk_cl),
+        "vertical_slash_index.cl": text(PackageResources.vertical_slash_index_cl),
+        "block_sparse_index.cl": text(PackageResources.block_sparse_index_cl),
+        "sparse_attention.cl": text(PackageResources.sparse_attention_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -11,7 +11,9 @@
  *
  * Layout: q [B*Hq, n_q, HEAD_DIM], k and v [B*Hkv, n_k, HEAD_DIM], o like q. Causal with
  * n_q < n_k aligns queries to the end: query i sits at position n_k - n_q + i.
- * Work: global (ceil(n_q / QUERY_TILE) * QUERY_TILE, B*Hq), local (QUERY_TILE, 1).
+ * Heads: group (row block, slot) computes flattened query head slots[slot] (all heads of a
+ * dense call, or the dense heads of a mixed-pattern layer).
+ * Work: global (ceil(n_q / QUERY_TILE) * QUERY_TILE, slots), local (QUERY_TILE, 1).
  */
 #include "attention_common.h"
 
@@ -21,15 +23,15 @@
 
 __kernel __attribute__((reqd_work_group_size(QUERY_TILE, 1, 1)))
 void dense_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,
-                     __global out_t* o, int n_q, int n_k, int heads_q, int heads_kv,
-                     float scale_log2, int causal) {
+                     __global out_t* o, __global const int* slots, int n_q, int n_k, int heads_q,
+                     int heads_kv, float scale_log2, int causal) {
     __local float k_tile[KEY_TILE * HEAD_DIM];
     __local float v_tile[KEY_TILE * HEAD_DIM];
     __local int key_pos[KEY_TILE];
 
     /* Heaviest row blocks (the last, under a causal mask) are scheduled first. */
     const int row_block = (int)get_num_groups(0) - 1 - (int)get_group_id(0);
-    const int head = get_group_id(1);
+    const int head = slots[get_group_id(1)];
     const int lid = get_local_id(0);
     const int row = row_block * QUERY_TILE + lid;
     const int kv = kv_head_of(head, heads_q, heads_kv);

@@ -1,11 +1,16 @@
 import ArgumentParser
+import FoundationEssentials
 import MInferenceCL
 
 struct AttentionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attention",
-        abstract: "Attention of q/k/v .npy files, written to an .npy file.",
-        discussion: "q is [H, N, d] or [B, H, N, d]; k and v are [Hkv, N, d] or [B, Hkv, N, d] with H a multiple of Hkv.")
+        abstract: "Attention of q/k/v .npy files with a dense or sparse pattern, written to an .npy file.",
+        discussion: """
+        q is [H, N, d] or [B, H, N, d]; k and v are [Hkv, N, d] or [B, Hkv, N, d] with H a multiple of Hkv.
+        Sparse patterns are causal prefill (Nq = Nk). Budgets larger than N are allowed and clamped as upstream
+        does (vertical-slash: V = min(N, max(v, 30)), S = min(N, max(s, 50)); block-sparse: min(blocks, N/64 + 1)).
+        """)
 
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -18,9 +23,30 @@ struct AttentionCommand: ParsableCommand {
     @Option(name: .long, help: "Output file (.npy).")
     var out: String
 
-    @Option(name: .long, help: "Attention pattern: dense.")
-    var pattern: String = "dense"
-    @Flag(name: .long, help: "Attend to every key (default: causal).")
+    @Option(name: .long, help: "Pattern for every head: dense, a-shape (stream_llm), vertical-slash (vertical_and_slash), block-sparse (block_sparse).")
+    var pattern: String?
+    @Option(name: .long, help: "A-shape: initial (sink) keys every query sees (default 128).")
+    var sink: Int?
+    @Option(name: .long, help: "A-shape: local window, the query included (default 3968).")
+    var window: Int?
+    @Option(name: .long, help: "Vertical-slash: key columns (default 1000).")
+    var vertical: Int?
+    @Option(name: .long, help: "Vertical-slash: diagonals (default 6096).")
+    var slash: Int?
+    @Option(name: .long, help: "Block-sparse: 64-key blocks per 64-query block (default 100).")
+    var blocks: Int?
+    @Option(name: .long, help: "MInference per-model JSON config with a pattern per layer and head.")
+    var config: String?
+    @Option(name: .long, help: "Layer of --config to use.")
+    var layer: Int?
+    @Option(name: .long, help: "Write the indices each head used as .npy files into this folder.")
+    var indicesOut: String?
+    @Option(name: .long, help: "Dense fallback below the device's measured threshold: auto or never (default: never with --pattern, auto with --config).")
+    var denseFallback: String?
+    @Option(name: .long, help: "Vertical-slash/block-sparse estimation products: clblast or fused (default: the device profile's choice).")
+    var estimation: String?
+
+    @Flag(name: .long, help: "Attend to every key (default: causal; dense only).")
     var nonCausal = false
     @Option(name: .long, help: "Softmax scale (default 1/sqrt(d)).")
     var scale: Float?
@@ -37,12 +63,15 @@ struct AttentionCommand: ParsableCommand {
                 guard let t = DType(name: name) else { throw ValidationError("unknown --out-dtype '\(name)'; use f16, bf16 or f32") }
                 return t
             }
-            guard pattern == "dense" else {
-                throw ValidationError("unknown --pattern '\(pattern)'; use dense")
-            }
             let qt = try NPYFile.read(q, bf16: bf16)
             let kt = try NPYFile.read(k, bf16: bf16)
             let vt = try NPYFile.read(v, bf16: bf16)
+            guard qt.dtype == kt.dtype, kt.dtype == vt.dtype else {
+                throw ValidationError("q, k and v must share one dtype; got q \(qt.dtype), k \(kt.dtype), v \(vt.dtype)")
+            }
+            let problem = try AttentionProblem(q: qt.shape, k: kt.shape, v: vt.shape, dtype: qt.dtype, outputDType: outputDType,
+                                               causal: !nonCausal, scale: scale)
+            let plan = try makePlan(heads: problem.headsQ)
             if checkFinite {
                 for (name, t) in [("q", qt), ("k", kt), ("v", vt)] {
                     if let index = t.firstNonFinite() {
@@ -50,16 +79,77 @@ struct AttentionCommand: ParsableCommand {
                     }
                 }
             }
+            var options = SparseOptions(collectIndices: indicesOut != nil)
+            options.denseFallback = try fallback()
+            if let estimation {
+                guard let backend = DeviceProfile.EstimationBackend(rawValue: estimation) else {
+                    throw ValidationError("unknown --estimation '\(estimation)'; use clblast or fused")
+                }
+                options.estimation = backend
+            }
+            if let indicesOut { try prepareDirectory(indicesOut) }
+
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
-            let result = try engine.dense(q: qt, k: kt, v: vt, causal: !nonCausal, scale: scale, outputDType: outputDType)
-            try NPYFile.write(result.output, to: out)
-            let ms = result.timing.milliseconds(.kernel)
-            let p = result.problem
-            print("device: \(context.device.info.name) (\(context.device.info.platformName), driver \(context.device.info.driverVersion))")
-            print("shape: q \(qt.shape) k \(kt.shape) v \(vt.shape) \(p.inputDType)->\(p.outputDType) \(p.causal ? "causal" : "non-causal") scale \(p.scale)")
-            print("pattern: dense, kernel \(Format.fixed(ms, 3)) ms, \(Format.fixed(p.denseFLOPs / (ms * 1e6), 1)) GFLOP/s")
-            print("wrote \(out)")
+            let dq = try DeviceTensor(context: context, copying: qt, label: "q")
+            let dk = try DeviceTensor(context: context, copying: kt, label: "k")
+            let dv = try DeviceTensor(context: context, copying: vt, label: "v")
+            let output = try DeviceTensor(context: context, shape: qt.shape, dtype: problem.outputDType, label: "output")
+            let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: output, plan: plan, options: options)
+            try NPYFile.write(try output.download(), to: out)
+            if let indicesOut { try IndexFiles.write(report, to: indicesOut) }
+            print(AttentionReport(device: context.device, report: report).render())
+            print("wrote \(out)" + (indicesOut.map { " and indices to \($0)" } ?? ""))
+        }
+    }
+
+    private func makePlan(heads: Int) throws -> LayerPlan {
+        let budgetFlags: [(String, Int?)] = [("--sink", sink), ("--window", window), ("--vertical", vertical), ("--slash", slash), ("--blocks", blocks)]
+        if let config {
+            guard pattern == nil else { throw ValidationError("use either --pattern or --config, not both") }
+            if let flag = budgetFlags.first(where: { $0.1 != nil }) {
+                throw ValidationError("\(flag.0) applies to --pattern; --config sets the budgets of every head")
+            }
+            guard let layer else { throw ValidationError("--config needs --layer L") }
+            let file = try PatternConfig.load(path: config)
+            return LayerPlan(heads: try file.patterns(layer: layer, heads: heads))
+        }
+        if layer != nil { throw ValidationError("--layer applies to --config") }
+        let name = pattern ?? "dense"
+        guard let kind = HeadPattern.Kind(name: name) else {
+            throw ValidationError("unknown --pattern '\(name)'; use dense, a-shape, vertical-slash or block-sparse")
+        }
+        let allowed: Set<String> = switch kind {
+        case .dense: []
+        case .aShape: ["--sink", "--window"]
+        case .verticalSlash: ["--vertical", "--slash"]
+        case .blockSparse: ["--blocks"]
+        }
+        if let flag = budgetFlags.first(where: { $0.1 != nil && !allowed.contains($0.0) }) {
+            throw ValidationError("\(flag.0) does not apply to --pattern \(kind.rawValue)")
+        }
+        let pattern: HeadPattern = switch kind {
+        case .dense: .dense
+        case .aShape: .aShape(sink: sink ?? 128, window: window ?? 3968)
+        case .verticalSlash: .verticalSlash(vertical: vertical ?? 1000, slash: slash ?? 6096)
+        case .blockSparse: .blockSparse(blocks: blocks ?? 100)
+        }
+        try pattern.validate()
+        return .uniform(pattern, heads: heads)
+    }
+
+    private func fallback() throws -> SparseOptions.DenseFallback {
+        guard let denseFallback else { return config == nil ? .never : .automatic }
+        guard let value = SparseOptions.DenseFallback(rawValue: denseFallback) else {
+            throw ValidationError("unknown --dense-fallback '\(denseFallback)'; use auto or never")
+        }
+        return value
+    }
+
+    private func prepareDirectory(_ path: String) throws {
+        // Succeeds for an existing folder, fails for a file or an unwritable parent.
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw ValidationError("cannot use --indices-out \(path): it is not a folder that can be created or written")
         }
     }
 }

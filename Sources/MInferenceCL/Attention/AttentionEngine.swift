@@ -38,7 +38,10 @@ public final class AttentionEngine: Sendable {
                       output: DeviceTensor) throws -> PhaseTiming {
         try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
         let kernel = DenseAttentionKernel(problem: problem, config: config(for: problem))
-        let event = try kernel.enqueue(context: context, q: q.buffer, k: k.buffer, v: v.buffer, o: output.buffer)
+        let heads = problem.batch * problem.headsQ
+        let slots = try DeviceBuffer(context: context, copying: (0..<heads).map { Int32($0) }, label: "heads")
+        let event = try kernel.enqueue(context: context, q: q.buffer, k: k.buffer, v: v.buffer, o: output.buffer,
+                                       slots: slots, slotCount: heads)
         var timing = PhaseTiming()
         try timing.add(.kernel, event)
         return timing

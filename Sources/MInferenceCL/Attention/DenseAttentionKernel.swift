@@ -11,14 +11,16 @@ struct DenseAttentionKernel {
         return BuildOptions(defines: defines)
     }
 
-    /// Enqueues the kernel over q, k, v into o; returns its profiled event.
-    func enqueue(context: ComputeContext, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer) throws -> CommandEvent {
+    /// Enqueues the kernel over q, k, v into o for the flattened query heads in `slots`; returns
+    /// its profiled event.
+    func enqueue(context: ComputeContext, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer,
+                 slots: DeviceBuffer, slotCount: Int) throws -> CommandEvent {
         let program = try context.program(KernelSource.named(Self.file), options: options)
         let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
         return try context.launch(
             program, "dense_attention",
-            global: [rowBlocks * config.queryTile, problem.batch * problem.headsQ], local: [config.queryTile, 1],
-            [.buffer(q), .buffer(k), .buffer(v), .buffer(o),
+            global: [rowBlocks * config.queryTile, slotCount], local: [config.queryTile, 1],
+            [.buffer(q), .buffer(k), .buffer(v), .buffer(o), .buffer(slots),
              .int(problem.queryLength), .int(problem.keyLength), .int(problem.headsQ), .int(problem.headsKV),
              .float(problem.scale * Float.log2e), .int(problem.causal ? 1 : 0)])
     }

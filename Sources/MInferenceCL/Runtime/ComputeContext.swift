@@ -1,3 +1,4 @@
+import CCLBlast
 import COpenCL
 import FoundationEssentials
 import Logging
@@ -12,6 +13,8 @@ public final class ComputeContext: @unchecked Sendable {
     let queue: cl_command_queue
     let programs: ProgramCache
     let logger: Logger
+    /// Whether CLBlast has compiled kernels for this context (its cache is cleared on release).
+    private let clblastUsed = Atomic<Bool>(false)
 
     /// Opens `device`. `programCache` is the on-disk cache of built programs (nil: none).
     public init(device: ComputeDevice, diskCache: DiskProgramCache? = DiskProgramCache.fromEnvironment(),
@@ -44,8 +47,15 @@ public final class ComputeContext: @unchecked Sendable {
 
     deinit {
         programs.removeAll()
+        // CLBlast caches programs per context in a process-wide cache; drop them with the context.
+        if clblastUsed.load(ordering: .relaxed) { CLBlastClearCache() }
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
+    }
+
+    /// True for the first caller only: that caller warms CLBlast up for this context.
+    func claimCLBlastWarmUp() -> Bool {
+        clblastUsed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
     }
 
     /// Waits until every command enqueued so far has finished.

@@ -5,6 +5,7 @@ public enum KernelArgument {
     case buffer(DeviceBuffer)
     case int(Int32)
     case uint(UInt32)
+    case ulong(UInt64)
     case float(Float)
     /// Dynamic local memory of this many bytes.
     case local(Int)
@@ -41,6 +42,7 @@ final class Kernel {
                 status = clSetKernelArg(kernel, index, MemoryLayout<cl_mem>.size, &mem)
             case .int(var v): status = clSetKernelArg(kernel, index, 4, &v)
             case .uint(var v): status = clSetKernelArg(kernel, index, 4, &v)
+            case .ulong(var v): status = clSetKernelArg(kernel, index, 8, &v)
             case .float(var v): status = clSetKernelArg(kernel, index, 4, &v)
             case .local(let bytes): status = clSetKernelArg(kernel, index, bytes, nil)
             }
@@ -49,14 +51,26 @@ final class Kernel {
     }
 }
 
-/// A profiled command; the single owner of its `cl_event`.
+/// A profiled command (or a span of commands between two events); the single owner of its
+/// `cl_event`.
 public final class CommandEvent: @unchecked Sendable {
     let event: cl_event
+    /// For a span: the event that opened it (this one closes it).
+    let opening: CommandEvent?
     /// What ran, for timing reports (e.g. a kernel name).
     public let label: String
 
     init(event: cl_event, label: String) {
         self.event = event
+        self.opening = nil
+        self.label = label
+    }
+
+    /// The span from `first`'s start to `last`'s end (markers around a library call).
+    init(spanning first: CommandEvent, _ last: CommandEvent, label: String) {
+        clRetainEvent(last.event)
+        self.event = last.event
+        self.opening = first
         self.label = label
     }
 
@@ -67,16 +81,19 @@ public final class CommandEvent: @unchecked Sendable {
         try check(clWaitForEvents(1, &e), "clWaitForEvents(\(label))")
     }
 
-    /// Start and end of the command on the device clock, in nanoseconds (waits for it first).
+    private func timestamp(_ param: Int32) throws -> UInt64 {
+        var value: cl_ulong = 0
+        try check(clGetEventProfilingInfo(event, cl_profiling_info(param), 8, &value, nil),
+                  "clGetEventProfilingInfo(\(label))")
+        return value
+    }
+
+    /// Start and end on the device clock, in nanoseconds (waits for the command first).
     public func interval() throws -> (start: UInt64, end: UInt64) {
         try wait()
-        func read(_ param: Int32) throws -> UInt64 {
-            var value: cl_ulong = 0
-            try check(clGetEventProfilingInfo(event, cl_profiling_info(param), 8, &value, nil),
-                      "clGetEventProfilingInfo(\(label))")
-            return value
-        }
-        return (try read(CL_PROFILING_COMMAND_START), try read(CL_PROFILING_COMMAND_END))
+        let end = try timestamp(CL_PROFILING_COMMAND_END)
+        let start = try opening.map { try $0.interval().start } ?? timestamp(CL_PROFILING_COMMAND_START)
+        return (start, max(start, end))
     }
 
     /// Device time of the command in milliseconds.

@@ -29,7 +29,24 @@ public enum NPYFile {
         case .f32: "<f4"
         case .bf16: "<u2"
         }
-        let shape = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        return encode(descr: descr, shape: tensor.shape, data: tensor.bytes)
+    }
+
+    /// Writes int32 values (index arrays) as `<i4`.
+    public static func write(int32 values: [Int32], shape: [Int], to path: String) throws {
+        precondition(shape.reduce(1, *) == values.count, "\(values.count) values do not fill shape \(shape)")
+        var data = [UInt8]()
+        data.reserveCapacity(values.count * 4)
+        for v in values { withUnsafeBytes(of: v.littleEndian) { data += $0 } }
+        do {
+            try Data(encode(descr: "<i4", shape: shape, data: data)).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw TensorFileError.unwritable(path: path, reason: "\(error)")
+        }
+    }
+
+    static func encode(descr: String, shape: [Int], data: [UInt8]) -> [UInt8] {
+        let shape = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
         let unpadded = magic.count + 2 + 2 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
@@ -37,7 +54,7 @@ public enum NPYFile {
         let length = UInt16(header.utf8.count)
         out += [UInt8(length & 0xff), UInt8(length >> 8)]
         out += Array(header.utf8)
-        out += tensor.bytes
+        out += data
         return out
     }
 

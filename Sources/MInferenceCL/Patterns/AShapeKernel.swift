@@ -1,0 +1,37 @@
+/// A-shape heads of a layer in one launch (MINFERENCE.md section 3): the first `sink` keys and
+/// the last `window` keys up to each query, element-exact. No index building: the pattern is static.
+struct AShapeKernel {
+    let context: ComputeContext
+    let problem: AttentionProblem
+    let config: KernelConfig
+    let slots: [Int32]
+    let budgets: [(sink: Int, window: Int)]
+
+    func run(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, output: DeviceBuffer, slotBuffer: DeviceBuffer,
+             timing: inout PhaseTiming) throws {
+        let n = problem.queryLength
+        let program = try context.program(
+            KernelSource.named("sparse_attention.cl"),
+            options: BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": problem.outputDType.kernelName,
+                                            "HEAD_DIM": "\(problem.headDim)", "KEY_TILE": "\(config.keyTile)"]))
+        // Budgets above N are clamped (they change nothing past N); Int32 arguments stay exact.
+        let sinks = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.sink, n)) }, label: "sinks")
+        let windows = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.window, n)) }, label: "windows")
+        let rowBlocks = (n + 63) / 64
+        let event = try context.launch(
+            program, "a_shape_attention", global: [rowBlocks * 64, slots.count], local: [64, 1],
+            [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(sinks), .buffer(windows),
+             .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)])
+        try timing.add(.kernel, event)
+    }
+
+    /// Causal pairs an A-shape head covers: per query i, min(i + 1, window) window keys plus the
+    /// sink keys left of the window.
+    static func coveredPairs(length n: Int, sink: Int, window: Int) -> Int {
+        var pairs = 0
+        for i in 0..<n {
+            pairs += min(i + 1, window) + max(0, min(sink, i - window + 1))
+        }
+        return pairs
+    }
+}

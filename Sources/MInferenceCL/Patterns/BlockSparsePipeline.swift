@@ -1,0 +1,68 @@
+/// Block-sparse heads of a layer in one launch per step (MINFERENCE.md section 7): mean-pool q
+/// and k per 64 tokens, score block pairs, keep the best `blocks` key blocks per query block,
+/// run the block-sparse kernel.
+struct BlockSparsePipeline {
+    static let block = 64
+
+    let context: ComputeContext
+    let problem: AttentionProblem
+    let config: KernelConfig
+    let slots: [Int32]
+    /// Requested blocks per slot (clamped to the block count as upstream does).
+    let blocks: [Int]
+    let scoring: DeviceProfile.EstimationBackend
+
+    var n: Int { problem.queryLength }
+    /// Upstream pads N by 64 - N % 64 (a whole block when N is a multiple of 64).
+    var paddedBlocks: Int { n / Self.block + 1 }
+    var rowBlocks: Int { (n + Self.block - 1) / Self.block }
+
+    func run(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, output: DeviceBuffer, slotBuffer: DeviceBuffer,
+             timing: inout PhaseTiming) throws -> TopKKernel.Selection {
+        let nb = paddedBlocks, s = slots.count, d = problem.headDim
+        let program = try context.program(
+            KernelSource.named("block_sparse_index.cl"),
+            options: BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": "DTYPE_F32", "HEAD_DIM": "\(d)"]))
+        let kvHeads = problem.batch * problem.headsKV
+        let pooledQ = try DeviceBuffer(context: context, byteCount: s * nb * d * 4, label: "pooled q")
+        let pooledK = try DeviceBuffer(context: context, byteCount: kvHeads * nb * d * 4, label: "pooled k")
+        let kvSlots = try DeviceBuffer(context: context, copying: (0..<kvHeads).map { Int32($0) }, label: "kv slots")
+        var events: [CommandEvent] = []
+        events.append(try context.launch(program, "block_mean_pool", global: [d, nb, s], local: nil,
+                                         [.buffer(q), .buffer(slotBuffer), .buffer(pooledQ), .int(n), .int(nb)]))
+        events.append(try context.launch(program, "block_mean_pool", global: [d, nb, kvHeads], local: nil,
+                                         [.buffer(k), .buffer(kvSlots), .buffer(pooledK), .int(n), .int(nb)]))
+        let scores = try DeviceBuffer(context: context, byteCount: s * nb * nb * 4, label: "block scores")
+        if scoring == .clblast {
+            let kvOf = slots.map { head -> Int in
+                let h = Int(head)
+                return (h / problem.headsQ) * problem.headsKV + (h % problem.headsQ) / problem.groupSize
+            }
+            events.append(try CLBlastGEMM.multiplyTransposed(
+                context: context, m: nb, n: nb, k: d, a: pooledQ, aOffsets: (0..<s).map { $0 * nb * d },
+                b: pooledK, bOffsets: kvOf.map { $0 * nb * d }, c: scores, cOffsets: (0..<s).map { $0 * nb * nb }))
+        } else {
+            events.append(try context.launch(program, "block_scores", global: [nb, nb, s], local: nil,
+                                             [.buffer(pooledQ), .buffer(pooledK), .buffer(slotBuffer), .buffer(scores), .int(nb),
+                                              .int(problem.headsQ), .int(problem.headsKV)]))
+        }
+        try timing.add(.estimation, events)
+
+        let ks = blocks.map { Int32(min($0, nb)) }
+        let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
+            scores: scores, stride: nb, count: s * nb, length: nb, causal: true, rowsPerGroup: nb, kOfGroup: ks))
+        try timing.add(.indices, selectEvent)
+
+        let attention = try context.program(
+            KernelSource.named("sparse_attention.cl"),
+            options: BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": problem.outputDType.kernelName,
+                                            "HEAD_DIM": "\(d)", "KEY_TILE": "\(config.keyTile)"]))
+        let event = try context.launch(
+            attention, "block_sparse_attention", global: [rowBlocks * Self.block, s], local: [Self.block, 1],
+            [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(selection.indices),
+             .buffer(selection.counts), .int(selection.stride), .int(nb), .int(n), .int(problem.headsQ),
+             .int(problem.headsKV), .float(problem.scale * Float.log2e)])
+        try timing.add(.kernel, event)
+        return selection
+    }
+}

@@ -1,0 +1,101 @@
+/// Host copies of the index arrays a layer run used, per flattened query head (for
+/// `--indices-out` and for checking against an independent reference).
+public struct LayerIndices: Sendable {
+    public var verticalSlash: [VerticalSlashHeadIndices] = []
+    public var blockSparse: [BlockSparseHeadIndices] = []
+}
+
+/// One vertical-slash head's selection and upstream-format block index.
+public struct VerticalSlashHeadIndices: Sendable {
+    /// Flattened query head (batch * Hq + h).
+    public var head: Int
+    /// Selected key columns, ascending.
+    public var verticals: [Int32]
+    /// Selected diagonal offsets (i - j), descending as upstream's kernel takes them.
+    public var slashOffsets: [Int32]
+    public var rowBlocks: Int
+    /// [rowBlocks]; block_offset is [rowBlocks, nnzS] (key starts of 64-key windows).
+    public var blockCount: [Int32]
+    public var blockOffset: [Int32]
+    public var nnzS: Int
+    /// [rowBlocks]; column_index is [rowBlocks, nnzV].
+    public var columnCount: [Int32]
+    public var columnIndex: [Int32]
+    public var nnzV: Int
+
+    static func download(_ indices: VerticalSlashPipeline.Indices, pipeline: VerticalSlashPipeline, heads: [Int32]) throws -> [VerticalSlashHeadIndices] {
+        let s = heads.count, rows = pipeline.rowBlocks
+        let stride = indices.selection.stride
+        let selected = try indices.selection.indices.read(as: Int32.self, count: 2 * s * stride)
+        let counts = try indices.selection.counts.read(as: Int32.self, count: 2 * s)
+        let blockCount = try indices.blockCount.read(as: Int32.self, count: s * rows)
+        let blockOffset = try indices.blockOffset.read(as: Int32.self, count: s * rows * indices.nnzS)
+        let columnCount = try indices.columnCount.read(as: Int32.self, count: s * rows)
+        let columnIndex = try indices.columnIndex.read(as: Int32.self, count: s * rows * indices.nnzV)
+        return (0..<s).map { slot in
+            let verticals = Array(selected[(slot * stride)..<(slot * stride + Int(counts[slot]))])
+            let slashBase = (s + slot) * stride
+            let offsets = Array(selected[slashBase..<(slashBase + Int(counts[s + slot]))].reversed())
+            // Each head gets upstream's shape for its own budgets (NNZ_S = its slashes, NNZ_V = its
+            // verticals); entries past a row's count are unspecified on the device and zeroed like upstream.
+            let nnzS = offsets.count, nnzV = verticals.count
+            var headOffsets = [Int32](repeating: 0, count: rows * nnzS)
+            var headColumns = [Int32](repeating: 0, count: rows * nnzV)
+            for r in 0..<rows {
+                let row = slot * rows + r
+                for e in 0..<Int(blockCount[row]) { headOffsets[r * nnzS + e] = blockOffset[row * indices.nnzS + e] }
+                for e in 0..<Int(columnCount[row]) { headColumns[r * nnzV + e] = columnIndex[row * indices.nnzV + e] }
+            }
+            return VerticalSlashHeadIndices(
+                head: Int(heads[slot]), verticals: verticals, slashOffsets: offsets, rowBlocks: rows,
+                blockCount: Array(blockCount[(slot * rows)..<((slot + 1) * rows)]), blockOffset: headOffsets, nnzS: nnzS,
+                columnCount: Array(columnCount[(slot * rows)..<((slot + 1) * rows)]), columnIndex: headColumns, nnzV: nnzV)
+        }
+    }
+}
+
+/// One block-sparse head's selected key blocks per query block.
+public struct BlockSparseHeadIndices: Sendable {
+    public var head: Int
+    /// Per query block m < ceil(N / 64), the key blocks visited, ascending.
+    public var selected: [[Int32]]
+
+    /// (query block, key block) pairs, sorted.
+    public var pairs: [(queryBlock: Int32, keyBlock: Int32)] {
+        selected.enumerated().flatMap { m, blocks in blocks.map { (Int32(m), $0) } }
+    }
+
+    /// Causal pairs the kernel covers with these blocks.
+    func coveredPairs(length n: Int) -> Int {
+        var total = 0
+        for (m, blocks) in selected.enumerated() where m * 64 < n {
+            let rowBegin = m * 64, rowEnd = min(rowBegin + 64, n)
+            for b in blocks {
+                let lo = Int(b) * 64
+                total += causalPairs(rows: rowBegin..<rowEnd, keys: lo..<min(lo + 64, n))
+            }
+        }
+        return total
+    }
+
+    static func download(_ selection: TopKKernel.Selection, pipeline: BlockSparsePipeline, heads: [Int32]) throws -> [BlockSparseHeadIndices] {
+        let nb = pipeline.paddedBlocks, s = heads.count
+        let all = try selection.indices.read(as: Int32.self, count: s * nb * selection.stride)
+        let counts = try selection.counts.read(as: Int32.self, count: s * nb)
+        // Upstream's extra padding block holds no query rows: it is not reported.
+        return (0..<s).map { slot in
+            BlockSparseHeadIndices(head: Int(heads[slot]), selected: (0..<pipeline.rowBlocks).map { m in
+                let row = slot * nb + m
+                return Array(all[(row * selection.stride)..<(row * selection.stride + Int(counts[row]))])
+            })
+        }
+    }
+}
+
+/// Pairs (i, j) with i in `rows`, j in `keys`, j <= i.
+func causalPairs(rows: Range<Int>, keys: Range<Int>) -> Int {
+    guard !rows.isEmpty, !keys.isEmpty else { return 0 }
+    func ramp(_ x: Int, _ w: Int) -> Int { x <= 0 ? 0 : x <= w ? x * (x + 1) / 2 : w * (w + 1) / 2 + (x - w) * w }
+    let w = keys.count
+    return ramp(rows.upperBound - keys.lowerBound, w) - ramp(rows.lowerBound - keys.lowerBound, w)
+}

@@ -1,0 +1,63 @@
+/// The pattern of every query head of a layer: the unit the engine dispatches. Heads that
+/// share a pattern kind run in one launch per step, each with its own budgets.
+public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
+    public var heads: [HeadPattern]
+
+    public init(heads: [HeadPattern]) { self.heads = heads }
+
+    /// Every one of `heads` query heads with `pattern`.
+    public static func uniform(_ pattern: HeadPattern, heads: Int) -> LayerPlan {
+        LayerPlan(heads: Array(repeating: pattern, count: heads))
+    }
+
+    /// Checks the plan against the problem: one pattern per query head, valid budgets, and the
+    /// prefill shape the sparse patterns are defined for.
+    func validate(for problem: AttentionProblem) throws {
+        guard heads.count == problem.headsQ else {
+            throw AttentionError.shape("the layer plan has \(heads.count) head patterns; q has \(problem.headsQ) query heads")
+        }
+        for (h, pattern) in heads.enumerated() {
+            do { try pattern.validate() } catch let AttentionError.budget(message) {
+                throw AttentionError.budget("head \(h): \(message)")
+            }
+            if pattern.kind != .dense {
+                guard problem.causal else {
+                    throw AttentionError.unsupported("head \(h): \(pattern.kind.rawValue) is defined for causal attention only")
+                }
+                guard problem.queryLength == problem.keyLength else {
+                    throw AttentionError.unsupported("head \(h): \(pattern.kind.rawValue) needs Nq == Nk (prefill); got Nq \(problem.queryLength), Nk \(problem.keyLength)")
+                }
+            }
+        }
+    }
+
+    public var description: String {
+        var counts: [String: Int] = [:]
+        for p in heads { counts[p.description, default: 0] += 1 }
+        return counts.keys.sorted().map { "\(counts[$0]!)x \($0)" }.joined(separator: ", ")
+    }
+}
+
+/// How the engine runs a layer plan.
+public struct SparseOptions: Sendable, Hashable {
+    /// When a sparse head runs densely instead.
+    public enum DenseFallback: String, Sendable, Hashable, CaseIterable {
+        /// Below the device's measured length where dense is faster (`DeviceProfile`).
+        case automatic = "auto"
+        /// Always run the requested pattern.
+        case never
+    }
+
+    public var denseFallback: DenseFallback
+    /// Keep the index arrays each head used (for `--indices-out` and tests).
+    public var collectIndices: Bool
+    /// How the vertical-slash estimate computes its logits; nil: the device profile's choice.
+    public var estimation: DeviceProfile.EstimationBackend?
+
+    public init(denseFallback: DenseFallback = .automatic, collectIndices: Bool = false,
+                estimation: DeviceProfile.EstimationBackend? = nil) {
+        self.denseFallback = denseFallback
+        self.collectIndices = collectIndices
+        self.estimation = estimation
+    }
+}

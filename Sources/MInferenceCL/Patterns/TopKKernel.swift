@@ -1,0 +1,39 @@
+/// Deterministic top-k of many score rows (CLKernels/topk.cl): the k largest per row, ties to the
+/// smaller index, indices ascending.
+struct TopKKernel {
+    static let file = "topk.cl"
+    static let threads = 256
+
+    struct Rows {
+        /// Scores of row r start at r * stride (fp32).
+        var scores: DeviceBuffer
+        var stride: Int
+        var count: Int
+        /// Length of every row, unless `causal` (then row r has (r % rowsPerGroup) + 1 entries).
+        var length: Int
+        var causal: Bool
+        var rowsPerGroup: Int
+        /// k of each group of rowsPerGroup rows (clamped to the row length by the kernel).
+        var kOfGroup: [Int32]
+    }
+
+    struct Selection {
+        /// [rows, stride] selected indices, ascending; `counts[r]` of row r are valid.
+        var indices: DeviceBuffer
+        var counts: DeviceBuffer
+        var stride: Int
+    }
+
+    static func enqueue(context: ComputeContext, _ rows: Rows) throws -> (Selection, CommandEvent) {
+        let stride = max(1, Int(rows.kOfGroup.max() ?? 1))
+        let indices = try DeviceBuffer(context: context, byteCount: rows.count * stride * 4, label: "top-k indices")
+        let counts = try DeviceBuffer(context: context, byteCount: rows.count * 4, label: "top-k counts")
+        let ks = try DeviceBuffer(context: context, copying: rows.kOfGroup, label: "top-k budgets")
+        let program = try context.program(KernelSource.named(file), options: BuildOptions(defines: ["TOPK_THREADS": "\(threads)"]))
+        let event = try context.launch(
+            program, "topk_rows", global: [rows.count * threads], local: [threads],
+            [.buffer(rows.scores), .ulong(UInt64(rows.stride)), .int(rows.length), .int(rows.causal ? 1 : 0),
+             .int(rows.rowsPerGroup), .buffer(ks), .buffer(indices), .int(stride), .buffer(counts)])
+        return (Selection(indices: indices, counts: counts, stride: stride), event)
+    }
+}

@@ -1,0 +1,131 @@
+/// Vertical-slash heads of a layer, all in one launch per step (MINFERENCE.md sections 4-6):
+/// estimate column and diagonal scores from the last 64 queries, select the top verticals and
+/// slashes, convert them to per-row-block index lists, run the sparse kernel.
+struct VerticalSlashPipeline {
+    static let lastQueries = 64
+    static let rowBlock = 64
+
+    let context: ComputeContext
+    let problem: AttentionProblem
+    let config: KernelConfig
+    /// Flattened query head of each slot.
+    let slots: [Int32]
+    /// Budgets after upstream's clamps, per slot.
+    let budgets: [(vertical: Int, slash: Int)]
+    let estimation: DeviceProfile.EstimationBackend
+
+    var n: Int { problem.queryLength }
+    var rowBlocks: Int { (n + Self.rowBlock - 1) / Self.rowBlock }
+    var lastRows: Int { min(Self.lastQueries, n) }
+
+    /// Upstream's clamps: V = min(N, max(v, 30)), S = min(N, max(s, 50)).
+    static func clamp(vertical: Int, slash: Int, length: Int) -> (vertical: Int, slash: Int) {
+        (min(length, max(vertical, 30)), min(length, max(slash, 50)))
+    }
+
+    /// The index lists of every slot, in upstream's block form.
+    struct Indices {
+        /// [2 * slots, stride]: verticals (ascending) then slash offsets (ascending) per slot.
+        var selection: TopKKernel.Selection
+        var blockCount: DeviceBuffer
+        var blockOffset: DeviceBuffer
+        var nnzS: Int
+        var columnCount: DeviceBuffer
+        var columnIndex: DeviceBuffer
+        var nnzV: Int
+        /// [slots, rowBlocks] causal pairs covered (Int64).
+        var coveredPairs: DeviceBuffer
+    }
+
+    func run(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, output: DeviceBuffer, slotBuffer: DeviceBuffer,
+             timing: inout PhaseTiming) throws -> Indices {
+        let scores = try estimate(q: q, k: k, slotBuffer: slotBuffer, timing: &timing)
+        let indices = try buildIndices(scores: scores, timing: &timing)
+        let program = try context.program(KernelSource.named("sparse_attention.cl"), options: attentionOptions)
+        let event = try context.launch(
+            program, "vertical_slash_attention", global: [rowBlocks * Self.rowBlock, slots.count], local: [Self.rowBlock, 1],
+            [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer),
+             .buffer(indices.blockCount), .buffer(indices.blockOffset), .int(indices.nnzS),
+             .buffer(indices.columnCount), .buffer(indices.columnIndex), .int(indices.nnzV),
+             .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)])
+        try timing.add(.kernel, event)
+        return indices
+    }
+
+    var attentionOptions: BuildOptions {
+        BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": problem.outputDType.kernelName,
+                               "HEAD_DIM": "\(problem.headDim)", "KEY_TILE": "\(config.keyTile)"])
+    }
+
+    /// Column scores then diagonal scores, [2 * slots, n] fp32.
+    func estimate(q: DeviceBuffer, k: DeviceBuffer, slotBuffer: DeviceBuffer, timing: inout PhaseTiming) throws -> DeviceBuffer {
+        let s = slots.count, d = problem.headDim
+        var options = BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "HEAD_DIM": "\(d)"])
+        options.defines["OUTPUT_DTYPE"] = "DTYPE_F32"
+        let program = try context.program(KernelSource.named("vertical_slash_estimate.cl"), options: options)
+        let logits = try DeviceBuffer(context: context, byteCount: s * lastRows * n * 4, label: "vertical-slash logits")
+        var events: [CommandEvent] = []
+        let useFused = estimation == .fused && Self.lastQueries * d * 4 <= max(context.device.info.localMemoryBytes - 1024, 0)
+        if useFused {
+            events.append(try context.launch(
+                program, "vs_logits", global: [n, s], local: [64, 1],
+                [.buffer(q), .buffer(k), .buffer(slotBuffer), .buffer(logits), .int(n), .int(problem.headsQ),
+                 .int(problem.headsKV), .float(problem.scale)]))
+        } else {
+            let lastQ = try DeviceBuffer(context: context, byteCount: s * lastRows * d * 4, label: "last queries")
+            events.append(try context.launch(
+                program, "vs_gather_last_queries", global: [lastRows * d, s], local: nil,
+                [.buffer(q), .buffer(slotBuffer), .buffer(lastQ), .int(n), .float(problem.scale)]))
+            var keys = k
+            if problem.inputDType != .f32 {
+                let count = problem.batch * problem.headsKV * n * d
+                keys = try DeviceBuffer(context: context, byteCount: count * 4, label: "keys as fp32")
+                events.append(try context.launch(program, "widen_to_float", global: [count], local: nil,
+                                                 [.buffer(k), .buffer(keys), .ulong(UInt64(count))]))
+            }
+            let kvOf = slots.map { Int(kvHead(ofFlattened: Int($0))) }
+            events.append(try CLBlastGEMM.multiplyTransposed(
+                context: context, m: lastRows, n: n, k: d,
+                a: lastQ, aOffsets: (0..<s).map { $0 * lastRows * d },
+                b: keys, bOffsets: kvOf.map { $0 * n * d },
+                c: logits, cOffsets: (0..<s).map { $0 * lastRows * n }))
+        }
+        let rowMax = try DeviceBuffer(context: context, byteCount: s * lastRows * 4, label: "row max")
+        let rowInvSum = try DeviceBuffer(context: context, byteCount: s * lastRows * 4, label: "row 1/sum")
+        events.append(try context.launch(program, "vs_row_stats", global: [256 * lastRows, s], local: [256, 1],
+                                         [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .int(n)]))
+        let scores = try DeviceBuffer(context: context, byteCount: 2 * s * n * 4, label: "vertical/slash scores")
+        events.append(try context.launch(program, "vs_scores", global: [n, s], local: nil,
+                                         [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .buffer(scores), .int(n), .int(s)]))
+        try timing.add(.estimation, events)
+        return scores
+    }
+
+    func buildIndices(scores: DeviceBuffer, timing: inout PhaseTiming) throws -> Indices {
+        let s = slots.count
+        let ks = budgets.map { Int32($0.vertical) } + budgets.map { Int32($0.slash) }
+        let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
+            scores: scores, stride: n, count: 2 * s, length: n, causal: false, rowsPerGroup: 1, kOfGroup: ks))
+        let nnzS = max(1, budgets.map(\.slash).max() ?? 1)
+        let nnzV = max(1, budgets.map(\.vertical).max() ?? 1)
+        let rows = s * rowBlocks
+        let blockCount = try DeviceBuffer(context: context, byteCount: rows * 4, label: "block_count")
+        let blockOffset = try DeviceBuffer(context: context, byteCount: rows * nnzS * 4, label: "block_offset")
+        let columnCount = try DeviceBuffer(context: context, byteCount: rows * 4, label: "column_count")
+        let columnIndex = try DeviceBuffer(context: context, byteCount: rows * nnzV * 4, label: "column_index")
+        let pairs = try DeviceBuffer(context: context, byteCount: rows * 8, label: "covered pairs")
+        let program = try context.program(KernelSource.named("vertical_slash_index.cl"), options: BuildOptions())
+        let convertEvent = try context.launch(
+            program, "vs_convert_indexes", global: [rowBlocks, s], local: nil,
+            [.buffer(selection.indices), .buffer(selection.counts), .int(selection.stride), .int(s), .int(n),
+             .buffer(blockCount), .buffer(blockOffset), .int(nnzS), .buffer(columnCount), .buffer(columnIndex), .int(nnzV),
+             .buffer(pairs)])
+        try timing.add(.indices, [selectEvent, convertEvent])
+        return Indices(selection: selection, blockCount: blockCount, blockOffset: blockOffset, nnzS: nnzS,
+                       columnCount: columnCount, columnIndex: columnIndex, nnzV: nnzV, coveredPairs: pairs)
+    }
+
+    func kvHead(ofFlattened head: Int) -> Int {
+        (head / problem.headsQ) * problem.headsKV + (head % problem.headsQ) / problem.groupSize
+    }
+}
