@@ -5,6 +5,9 @@ import PackageDescription
 /// package never read kernels from the working directory.
 let kernelFiles = [
     "attention_common.h",
+    "attention_path.h",
+    "attention_portable.h",
+    "attention_nv_mma.h",
     "dense_attention.cl",
     "synthetic_input.cl",
     "vertical_slash_estimate.cl",

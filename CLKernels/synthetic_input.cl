@@ -18,28 +18,28 @@
 #define SINK_COLUMNS 16 /* leading keys that are always vertical columns */
 #endif
 
-inline uint mix32(uint x) {
+INLINE uint mix32(uint x) {
     x ^= x >> 16; x *= 0x7feb352du;
     x ^= x >> 15; x *= 0x846ca68bu;
     x ^= x >> 16;
     return x;
 }
 
-inline uint hash4(uint seed, uint a, uint b, uint c) {
+INLINE uint hash4(uint seed, uint a, uint b, uint c) {
     return mix32(seed ^ mix32(a ^ mix32(b ^ mix32(c + 0x9e3779b9u))));
 }
 
 /* Uniform in (0, 1]. */
-inline float unit_float(uint h) { return ((float)(h >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+INLINE float unit_float(uint h) { return ((float)(h >> 8) + 1.0f) * (1.0f / 16777216.0f); }
 
 /* Standard normal from two hashes (Box-Muller). */
-inline float normal(uint seed, uint a, uint b, uint c) {
+INLINE float normal(uint seed, uint a, uint b, uint c) {
     const float u1 = unit_float(hash4(seed, a, b, c));
     const float u2 = unit_float(hash4(seed ^ 0x5bd1e995u, a, b, c));
     return sqrt(-2.0f * log(u1)) * cos(6.28318530718f * u2);
 }
 
-inline bool is_vertical(uint seed, int kv, int j, int n, int vertical_count) {
+INLINE bool is_vertical(uint seed, int kv, int j, int n, int vertical_count) {
     if (j < SINK_COLUMNS) return true;
     return (hash4(seed ^ 0x3c6ef372u, (uint)kv, (uint)j, 7u) % (uint)n) < (uint)vertical_count;
 }

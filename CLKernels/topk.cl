@@ -14,20 +14,21 @@
  * 0..m). Its k is k_of_group[row / rows_per_group], clamped to the length. Output: indices
  * [rows, out_stride] (int), counts [rows].
  */
+#include "attention_common.h"
 #ifndef TOPK_THREADS
 #define TOPK_THREADS 256 /* work-items per row; a power of 2 */
 #endif
 #define RADIX_BITS 8
 #define RADIX_BINS (1 << RADIX_BITS)
 
-inline uint order_key(float x) {
+INLINE uint order_key(float x) {
     const uint u = as_uint(x);
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
 /* Exclusive prefix sum of TOPK_THREADS values in local memory (one work-item does it: 256
  * additions are cheaper than a parallel scan's barriers). Returns the total. */
-inline uint exclusive_scan(__local uint* values, int lid, __local uint* total) {
+INLINE uint exclusive_scan(__local uint* values, int lid, __local uint* total) {
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid == 0) {
         uint sum = 0;

@@ -18,23 +18,24 @@
  * column_count [R], column_index [R, nnz_v], covered_pairs [R] (causal (i, j) pairs the kernel
  * covers, for the density report). One work-item per (row block, slot): global (R, slots).
  */
+#include "attention_common.h"
 #define ROW_BLOCK 64
 
 /* sum over t in (0, x] of clamp(t, 0, w) */
-inline long ramp_prefix(long x, long w) {
+INLINE long ramp_prefix(long x, long w) {
     if (x <= 0) return 0;
     if (x <= w) return x * (x + 1) / 2;
     return w * (w + 1) / 2 + (x - w) * w;
 }
 
 /* Causal pairs (i, j) with i in [row_begin, row_end), j in [lo, hi), j <= i. */
-inline long covered_range_pairs(int row_begin, int row_end, int lo, int hi) {
+INLINE long covered_range_pairs(int row_begin, int row_end, int lo, int hi) {
     if (hi <= lo || row_end <= row_begin) return 0;
     const long w = hi - lo;
     return ramp_prefix(row_end - lo, w) - ramp_prefix(row_begin - lo, w);
 }
 
-inline void emit_range(int lo, int hi, __global int* offsets, int* count, int capacity, int row_begin,
+INLINE void emit_range(int lo, int hi, __global int* offsets, int* count, int capacity, int row_begin,
                        int row_end, int n, long* pairs) {
     for (int key = lo; key < hi; key += ROW_BLOCK) {
         if (*count < capacity) offsets[(*count)++] = key;

@@ -22,6 +22,7 @@ import sys
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 

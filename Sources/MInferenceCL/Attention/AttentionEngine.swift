@@ -17,7 +17,8 @@ public final class AttentionEngine: Sendable {
     }
 
     func config(for problem: AttentionProblem) -> KernelConfig {
-        tuning.config(for: context.device.info, headDim: problem.headDim, override: tuningOverride, logger: logger)
+        tuning.config(for: context.device.info, dtype: problem.inputDType, headDim: problem.headDim, override: tuningOverride,
+                      logger: logger)
     }
 
     /// Dense attention of host tensors; returns the output (in `outputDType`, default the input

@@ -4,12 +4,7 @@ struct DenseAttentionKernel {
     let problem: AttentionProblem
     let config: KernelConfig
 
-    var options: BuildOptions {
-        var defines = config.defines(headDim: problem.headDim)
-        defines["INPUT_DTYPE"] = problem.inputDType.kernelName
-        defines["OUTPUT_DTYPE"] = problem.outputDType.kernelName
-        return BuildOptions(defines: defines)
-    }
+    var options: BuildOptions { BuildOptions(defines: config.defines(problem: problem)) }
 
     /// Enqueues the kernel over q, k, v into o for the flattened query heads in `slots`; returns
     /// its profiled event.
@@ -19,7 +14,7 @@ struct DenseAttentionKernel {
         let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
         return try context.launch(
             program, "dense_attention",
-            global: [rowBlocks * config.queryTile, slotCount], local: [config.queryTile, 1],
+            global: [rowBlocks * config.threads, slotCount], local: [config.threads, 1],
             [.buffer(q), .buffer(k), .buffer(v), .buffer(o), .buffer(slots),
              .int(problem.queryLength), .int(problem.keyLength), .int(problem.headsQ), .int(problem.headsKV),
              .float(problem.scale * Float.log2e), .int(problem.causal ? 1 : 0)])

@@ -1,8 +1,8 @@
 import Logging
 
-/// Tile sizes per device as data: rows matched by vendor, then device name, then head dim.
-/// The row `*`/`*` is the default that is correct on any device. Override a choice for
-/// experiments with `MINFERENCECL_TUNING="query_tile=64,key_tile=32"`.
+/// Tile configurations per device as data: rows matched by vendor, then device name, then head
+/// dim and path eligibility; the last rows are defaults that are correct on any device. Override
+/// for experiments with `MINFERENCECL_TUNING="path=portable,query_tile=64,key_tile=32"`.
 public struct TuningTable: Sendable {
     public struct Row: Sendable, Hashable {
         /// Case-insensitive substring of the device vendor, or `*`.
@@ -12,34 +12,51 @@ public struct TuningTable: Sendable {
         /// The row applies to head dims up to this.
         public var maxHeadDim: Int
         public var config: KernelConfig
+        /// Where the row's numbers come from.
+        public var source: String
     }
 
     public var rows: [Row]
 
     /// Measured rows first (most specific), defaults last.
     public static let standard = TuningTable(rows: [
+        // NVIDIA tensor cores: 8 warps x 16 rows halve K/V traffic per query against 4 warps.
+        Row(vendor: "nvidia", device: "*", maxHeadDim: 128, config: KernelConfig(path: .nvidiaMMA, queryTile: 128),
+            source: "default for NVIDIA sm_80+ (not yet measured)"),
         // Portable defaults: 32 staged keys keep K+V tiles at 32 KiB for d = 128; d > 128 halves
         // the tile so that local memory stays within the 48 KiB many GPUs offer.
-        Row(vendor: "*", device: "*", maxHeadDim: 128, config: KernelConfig(queryTile: 64, keyTile: 32, path: .portable)),
-        Row(vendor: "*", device: "*", maxHeadDim: 256, config: KernelConfig(queryTile: 64, keyTile: 16, path: .portable)),
+        Row(vendor: "*", device: "*", maxHeadDim: 128, config: KernelConfig(path: .portable, queryTile: 64, keyTile: 32),
+            source: "portable default"),
+        Row(vendor: "*", device: "*", maxHeadDim: 256, config: KernelConfig(path: .portable, queryTile: 64, keyTile: 16),
+            source: "portable default"),
     ])
 
-    /// The first row matching the device and head dim, shrunk to the device's limits.
-    func config(for device: DeviceInfo, headDim: Int, override: String? = nil, logger: Logger? = nil) -> KernelConfig {
+    /// The first row that matches the device and head dim and whose path applies to the problem,
+    /// shrunk to the device's limits.
+    func config(for device: DeviceInfo, dtype: DType, headDim: Int, override: String? = nil, logger: Logger? = nil) -> KernelConfig {
         let vendor = device.vendor.lowercased(), name = device.name.lowercased()
+        var forcedPath: KernelConfig.Path?
+        if let override {
+            for pair in override.split(separator: ",") where pair.hasPrefix("path=") {
+                forcedPath = KernelConfig.Path(rawValue: String(pair.dropFirst(5)))
+            }
+        }
         let row = rows.first {
             ($0.vendor == "*" || vendor.contains($0.vendor.lowercased()))
                 && ($0.device == "*" || name.contains($0.device.lowercased())) && headDim <= $0.maxHeadDim
+                && ($0.config.path == .portable || KernelConfig.nvidiaMMAApplies(device: device, dtype: dtype, headDim: headDim))
+                && (forcedPath == nil || $0.config.path == forcedPath)
         } ?? rows[rows.count - 1]
         var config = row.config
         if let override { config.apply(override: override) }
         if device.maxWorkGroupSize > 0 {
-            while config.queryTile > device.maxWorkGroupSize, config.queryTile > 1 { config.queryTile /= 2 }
+            while config.threads > device.maxWorkGroupSize, config.queryTile > 16 { config.queryTile /= 2 }
         }
-        while device.localMemoryBytes > 0, config.localMemoryBytes(headDim: headDim) > device.localMemoryBytes, config.keyTile > 1 {
+        while config.path == .portable, device.localMemoryBytes > 0, config.localMemoryBytes(headDim: headDim) > device.localMemoryBytes,
+              config.keyTile > 4 {
             config.keyTile /= 2
         }
-        logger?.debug("tuning row vendor=\(row.vendor) device=\(row.device) d<=\(row.maxHeadDim) -> \(config) for d=\(headDim) on \(device.name)")
+        logger?.debug("tuning row vendor=\(row.vendor) device=\(row.device) d<=\(row.maxHeadDim) (\(row.source)) -> \(config) for \(dtype) d=\(headDim) on \(device.name)")
         return config
     }
 }

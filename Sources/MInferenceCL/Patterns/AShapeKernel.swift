@@ -12,14 +12,13 @@ struct AShapeKernel {
         let n = problem.queryLength
         let program = try context.program(
             KernelSource.named("sparse_attention.cl"),
-            options: BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": problem.outputDType.kernelName,
-                                            "HEAD_DIM": "\(problem.headDim)", "KEY_TILE": "\(config.keyTile)"]))
+            options: BuildOptions(defines: config.sparse.defines(problem: problem)))
         // Budgets above N are clamped (they change nothing past N); Int32 arguments stay exact.
         let sinks = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.sink, n)) }, label: "sinks")
         let windows = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.window, n)) }, label: "windows")
         let rowBlocks = (n + 63) / 64
         let event = try context.launch(
-            program, "a_shape_attention", global: [rowBlocks * 64, slots.count], local: [64, 1],
+            program, "a_shape_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
             [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(sinks), .buffer(windows),
              .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)])
         try timing.add(.kernel, event)

@@ -55,10 +55,9 @@ struct BlockSparsePipeline {
 
         let attention = try context.program(
             KernelSource.named("sparse_attention.cl"),
-            options: BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": problem.outputDType.kernelName,
-                                            "HEAD_DIM": "\(d)", "KEY_TILE": "\(config.keyTile)"]))
+            options: BuildOptions(defines: config.sparse.defines(problem: problem)))
         let event = try context.launch(
-            attention, "block_sparse_attention", global: [rowBlocks * Self.block, s], local: [Self.block, 1],
+            attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, s], local: [config.sparse.threads, 1],
             [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(selection.indices),
              .buffer(selection.counts), .int(selection.stride), .int(nb), .int(n), .int(problem.headsQ),
              .int(problem.headsKV), .float(problem.scale * Float.log2e)])

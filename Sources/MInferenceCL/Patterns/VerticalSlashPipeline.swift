@@ -43,7 +43,7 @@ struct VerticalSlashPipeline {
         let indices = try buildIndices(scores: scores, timing: &timing)
         let program = try context.program(KernelSource.named("sparse_attention.cl"), options: attentionOptions)
         let event = try context.launch(
-            program, "vertical_slash_attention", global: [rowBlocks * Self.rowBlock, slots.count], local: [Self.rowBlock, 1],
+            program, "vertical_slash_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
             [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer),
              .buffer(indices.blockCount), .buffer(indices.blockOffset), .int(indices.nnzS),
              .buffer(indices.columnCount), .buffer(indices.columnIndex), .int(indices.nnzV),
@@ -53,8 +53,7 @@ struct VerticalSlashPipeline {
     }
 
     var attentionOptions: BuildOptions {
-        BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": problem.outputDType.kernelName,
-                               "HEAD_DIM": "\(problem.headDim)", "KEY_TILE": "\(config.keyTile)"])
+        BuildOptions(defines: config.sparse.defines(problem: problem))
     }
 
     /// Column scores then diagonal scores, [2 * slots, n] fp32.

@@ -1,0 +1,289 @@
+/*
+ * attention_nv_mma.h: the NVIDIA tensor-core tile path of every attention kernel family, in
+ * inline PTX (sm_80+: mma.sync m16n8k16 f16/bf16 -> f32, ldmatrix, cp.async, shfl.sync), on the
+ * same four macros as attention_portable.h (see there for the contract).
+ *
+ * FlashAttention-2 structure: MMA_WARPS warps, each owning 16 query rows; Q is loaded once into
+ * registers as mma A-fragments; per 64-key tile
+ *     wait K_t, issue V_t (cp.async)          S = Q K_t^T (ldmatrix K)   mask, online softmax
+ *     wait V_t, issue K_t+1 (cp.async)        O += P V_t (P straight from S's registers, ldmatrix.trans V)
+ * so each copy overlaps the other product. Shared memory holds one K and one V tile (Q's
+ * staging reuses it), rows XOR-swizzled in 16-byte chunks so ldmatrix reads are conflict-free.
+ *
+ * Fragment layouts (PTX ISA, mma.m16n8k16, lane = 4 * group + quad):
+ *   A (16x16, row): a0 (group, 2q..2q+1)  a1 (group+8, 2q..)  a2 (group, 8+2q..)  a3 (group+8, 8+2q..)
+ *   B (16x8, col):  b0 (k = 2q..2q+1, n = group)  b1 (k = 8+2q.., n = group)
+ *   C (16x8):       c0, c1 (group, 2q, 2q+1)   c2, c3 (group+8, 2q, 2q+1)
+ * The C fragments of two adjacent 8-key n-tiles are, packed to 16 bits, exactly the A fragment
+ * of P for a 16-key step, so P never leaves registers.
+ *
+ * Requires: INPUT_DTYPE f16 or bf16, HEAD_DIM 64 or 128, __local arrays 16-byte aligned
+ * (NVIDIA-OPENCL.md: ldmatrix/cp.async fault otherwise).
+ */
+#ifndef MINFERENCECL_ATTENTION_NV_MMA_H
+#define MINFERENCECL_ATTENTION_NV_MMA_H
+
+#ifndef MMA_WARPS
+#define MMA_WARPS 4 /* warps per work-group, 16 query rows each: 4 (64 rows) or 8 (128 rows) */
+#endif
+#define ATTENTION_ROWS (16 * MMA_WARPS)
+#define ATTENTION_THREADS (32 * MMA_WARPS)
+#define MMA_KV_TILE SOURCE_TILE
+#define MMA_CHUNKS (HEAD_DIM / 8)          /* 16-byte chunks per row */
+#define MMA_K_STEPS (HEAD_DIM / 16)        /* k-steps of Q K^T */
+#define MMA_D_TILES (HEAD_DIM / 8)         /* 8-wide n-tiles of O */
+#define MMA_KEY_TILES (MMA_KV_TILE / 8)    /* 8-wide n-tiles of S */
+#define MMA_TILE_ELEMS (MMA_KV_TILE * HEAD_DIM)
+#define MMA_SMEM_ELEMS (ATTENTION_ROWS * HEAD_DIM > 2 * MMA_TILE_ELEMS ? ATTENTION_ROWS * HEAD_DIM : 2 * MMA_TILE_ELEMS)
+
+#if INPUT_DTYPE == DTYPE_F16
+#define MMA_TYPE "f16"
+#elif INPUT_DTYPE == DTYPE_BF16
+#define MMA_TYPE "bf16"
+#else
+#error "the mma path takes f16 or bf16 inputs"
+#endif
+#if HEAD_DIM != 64 && HEAD_DIM != 128
+#error "the mma path is built for HEAD_DIM 64 or 128"
+#endif
+#if MMA_KV_TILE != 64
+#error "the mma path stages 64-key tiles"
+#endif
+
+/* Element offset of (row, 16-byte chunk) in a swizzled [rows][HEAD_DIM] 16-bit tile. */
+INLINE int swizzled(int row, int chunk) { return row * HEAD_DIM + ((chunk ^ (row & 7)) << 3); }
+
+INLINE uint smem_address(__local const ushort* p) { return (uint)(size_t)p; }
+
+/* 16 bytes global -> shared, asynchronously; `bytes` 0 zero-fills (keys past the end). */
+INLINE void cp_async16(__local ushort* dst, __global const ushort* src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"((ulong)src), "r"(bytes));
+}
+INLINE void cp_async_commit(void) { asm volatile("cp.async.commit_group;" ::); }
+INLINE void cp_async_wait_all(void) { asm volatile("cp.async.wait_group 0;" ::); }
+
+#define LDSM_X4(r0, r1, r2, r3, ptr)                                                             \
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                 \
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_address(ptr)))
+#define LDSM_X4_T(r0, r1, r2, r3, ptr)                                                           \
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"           \
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_address(ptr)))
+/* c += A * B for one m16n8k16 tile. */
+#define MMA(c, a0, a1, a2, a3, b0, b1)                                                           \
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." MMA_TYPE "." MMA_TYPE ".f32 "          \
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"                     \
+                 : "=f"(c[0]), "=f"(c[1]), "=f"(c[2]), "=f"(c[3])                                \
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1),                         \
+                   "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
+
+/* Two floats to a packed pair of MMA_TYPE (lo in the low half). */
+INLINE uint pack2(float lo, float hi) {
+    uint r;
+    asm("cvt.rn." MMA_TYPE "x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+INLINE float quad_max(float x) {
+    uint y;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
+    x = fmax(x, as_float(y));
+    asm volatile("shfl.sync.bfly.b32 %0, %1, 2, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
+    return fmax(x, as_float(y));
+}
+
+INLINE float quad_sum(float x) {
+    uint y;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
+    x += as_float(y);
+    asm volatile("shfl.sync.bfly.b32 %0, %1, 2, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
+    return x + as_float(y);
+}
+
+/* Issues the copy of one 64-row tile of `src` rows (key_of_slot[r], -1 = zero row) into `dst`. */
+INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __local const int* key_of_slot,
+                            int tid) {
+    for (int e = tid; e < MMA_KV_TILE * MMA_CHUNKS; e += ATTENTION_THREADS) {
+        const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;
+        const int key = key_of_slot[r];
+        cp_async16(dst + swizzled(r, chunk), src + (size_t)max(key, 0) * HEAD_DIM + chunk * 8, key >= 0 ? 16 : 0);
+    }
+}
+
+#define ATTENTION_SETUP(row_begin, q_shift)                                                      \
+    __local ushort smem[MMA_SMEM_ELEMS] __attribute__((aligned(16)));                            \
+    __local int tile_keys[2][MMA_KV_TILE];                                                       \
+    const int tid = get_local_id(0);                                                             \
+    const int warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;                \
+    const int block_row = (row_begin);                                                           \
+    /* query positions of this thread's two rows */                                              \
+    const int q_pos0 = block_row + warp * 16 + group + (q_shift);                                \
+    const int q_pos1 = q_pos0 + 8;                                                               \
+    __global const ushort* kh16 = (__global const ushort*)kh;                                    \
+    __global const ushort* vh16 = (__global const ushort*)vh;                                    \
+    uint qf[MMA_K_STEPS][4];                                                                     \
+    float acc_o[MMA_D_TILES][4];                                                                 \
+    float row_max0 = -INFINITY, row_max1 = -INFINITY, row_sum0 = 0.0f, row_sum1 = 0.0f;          \
+    {                                                                                            \
+        __global const ushort* qh16 = (__global const ushort*)(q + (size_t)head * n_q * HEAD_DIM); \
+        for (int e = tid; e < ATTENTION_ROWS * MMA_CHUNKS; e += ATTENTION_THREADS) {             \
+            const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;                                \
+            const int qrow = block_row + r;                                                      \
+            const bool ok = qrow >= 0 && qrow < n_q;                                             \
+            cp_async16(smem + swizzled(r, chunk), qh16 + (size_t)(ok ? qrow : 0) * HEAD_DIM + chunk * 8, \
+                       ok ? 16 : 0);                                                             \
+        }                                                                                        \
+        cp_async_commit();                                                                       \
+        cp_async_wait_all();                                                                     \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                            \
+        _Pragma("unroll") for (int ks = 0; ks < MMA_K_STEPS; ++ks) {                             \
+            const int r = warp * 16 + (lane & 15), chunk = 2 * ks + (lane >> 4);                 \
+            LDSM_X4(qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], smem + swizzled(r, chunk));      \
+        }                                                                                        \
+        _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {                                \
+            acc_o[t][0] = 0.0f; acc_o[t][1] = 0.0f; acc_o[t][2] = 0.0f; acc_o[t][3] = 0.0f;       \
+        }                                                                                        \
+        barrier(CLK_LOCAL_MEM_FENCE); /* Q's staging area becomes the K/V tiles */               \
+    }                                                                                            \
+    __local ushort* k_smem = smem;                                                               \
+    __local ushort* v_smem = smem + MMA_TILE_ELEMS;
+
+#define ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)                           \
+    {                                                                                            \
+        const int tile_count = (count);                                                          \
+        if (tile_count > 0) {                                                                    \
+            for (int r = tid; r < MMA_KV_TILE; r += ATTENTION_THREADS) tile_keys[0][r] = KEY_OF(0, r); \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                        \
+            load_tile_async(k_smem, kh16, tile_keys[0], tid);                                    \
+            cp_async_commit();                                                                   \
+        }                                                                                        \
+        for (int tile = 0; tile < tile_count; ++tile) {                                          \
+            __local const int* keys = tile_keys[tile & 1];                                       \
+            cp_async_wait_all();                                                                 \
+            barrier(CLK_LOCAL_MEM_FENCE); /* K_t landed; every warp is done with V_t-1 */        \
+            load_tile_async(v_smem, vh16, keys, tid);                                            \
+            cp_async_commit();                                                                   \
+            float s[MMA_KEY_TILES][4];                                                           \
+            mma_scores(s, qf, k_smem, lane, scale_log2);                                         \
+            if (!(UNMASKED(tile)))                                                               \
+                mask_scores(s, keys, quad, q_pos0, q_pos1, (causal), (sink), (window));           \
+            online_softmax(s, acc_o, &row_max0, &row_max1, &row_sum0, &row_sum1);                \
+            if (tile + 1 < tile_count) { /* next tile's keys, into the other slot */             \
+                for (int r = tid; r < MMA_KV_TILE; r += ATTENTION_THREADS)                       \
+                    tile_keys[(tile + 1) & 1][r] = KEY_OF(tile + 1, r);                          \
+            }                                                                                    \
+            cp_async_wait_all();                                                                 \
+            barrier(CLK_LOCAL_MEM_FENCE); /* V_t landed; every warp is done with K_t */          \
+            if (tile + 1 < tile_count) {                                                         \
+                load_tile_async(k_smem, kh16, tile_keys[(tile + 1) & 1], tid);                   \
+                cp_async_commit();                                                               \
+            }                                                                                    \
+            mma_pv(s, acc_o, v_smem, lane);                                                      \
+        }                                                                                        \
+    }
+
+#define ATTENTION_STORE()                                                                        \
+    store_rows(o, head, n_q, block_row + warp * 16 + group, acc_o, row_sum0, row_sum1, quad);
+
+/* S = Q K^T * scale_log2 for one 64-key tile. */
+INLINE void mma_scores(float s[MMA_KEY_TILES][4], uint qf[MMA_K_STEPS][4], __local const ushort* k_smem,
+                       int lane, float scale_log2) {
+    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+        s[t][0] = 0.0f; s[t][1] = 0.0f; s[t][2] = 0.0f; s[t][3] = 0.0f;
+    }
+    _Pragma("unroll") for (int kb = 0; kb < MMA_KEY_TILES / 2; ++kb) {
+        _Pragma("unroll") for (int ks = 0; ks < MMA_K_STEPS; ++ks) {
+            const int r = kb * 16 + (lane & 7) + ((lane >> 4) << 3);
+            const int chunk = 2 * ks + ((lane >> 3) & 1);
+            uint b0, b1, b2, b3;
+            LDSM_X4(b0, b1, b2, b3, k_smem + swizzled(r, chunk));
+            MMA(s[2 * kb], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
+            MMA(s[2 * kb + 1], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b2, b3);
+        }
+    }
+    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+        s[t][0] *= scale_log2; s[t][1] *= scale_log2; s[t][2] *= scale_log2; s[t][3] *= scale_log2;
+    }
+}
+
+/* -inf where a key is not visible to this thread's rows (q_pos0: row `group`, q_pos1: + 8). */
+INLINE void mask_scores(float s[MMA_KEY_TILES][4], __local const int* keys, int quad, int q_pos0, int q_pos1,
+                        int causal, int sink, int window) {
+    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+        const int key0 = keys[t * 8 + 2 * quad], key1 = keys[t * 8 + 2 * quad + 1];
+        if (!key_visible(key0, q_pos0, causal, sink, window)) s[t][0] = -INFINITY;
+        if (!key_visible(key1, q_pos0, causal, sink, window)) s[t][1] = -INFINITY;
+        if (!key_visible(key0, q_pos1, causal, sink, window)) s[t][2] = -INFINITY;
+        if (!key_visible(key1, q_pos1, causal, sink, window)) s[t][3] = -INFINITY;
+    }
+}
+
+/* Online softmax over one tile: new row maxima, rescale O and the row sums, S -> P in place. */
+INLINE void online_softmax(float s[MMA_KEY_TILES][4], float acc_o[MMA_D_TILES][4], float* row_max0,
+                           float* row_max1, float* row_sum0, float* row_sum1) {
+    float m0 = *row_max0, m1 = *row_max1;
+    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+        m0 = fmax(m0, fmax(s[t][0], s[t][1]));
+        m1 = fmax(m1, fmax(s[t][2], s[t][3]));
+    }
+    m0 = quad_max(m0);
+    m1 = quad_max(m1);
+    /* A row that has seen nothing yet keeps max -inf; subtracting 0 instead avoids inf - inf. */
+    const float use0 = m0 == -INFINITY ? 0.0f : m0, use1 = m1 == -INFINITY ? 0.0f : m1;
+    const float alpha0 = native_exp2(*row_max0 - use0), alpha1 = native_exp2(*row_max1 - use1);
+    float sum0 = 0.0f, sum1 = 0.0f;
+    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+        s[t][0] = native_exp2(s[t][0] - use0); s[t][1] = native_exp2(s[t][1] - use0);
+        s[t][2] = native_exp2(s[t][2] - use1); s[t][3] = native_exp2(s[t][3] - use1);
+        sum0 += s[t][0] + s[t][1];
+        sum1 += s[t][2] + s[t][3];
+    }
+    *row_sum0 = *row_sum0 * alpha0 + sum0; /* per-thread partial sums; reduced over the quad at the end */
+    *row_sum1 = *row_sum1 * alpha1 + sum1;
+    _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
+        acc_o[t][0] *= alpha0; acc_o[t][1] *= alpha0;
+        acc_o[t][2] *= alpha1; acc_o[t][3] *= alpha1;
+    }
+    *row_max0 = m0;
+    *row_max1 = m1;
+}
+
+/* O += P V for one 64-key tile; P comes from the softmaxed S registers. */
+INLINE void mma_pv(float s[MMA_KEY_TILES][4], float acc_o[MMA_D_TILES][4], __local const ushort* v_smem, int lane) {
+    _Pragma("unroll") for (int kk = 0; kk < MMA_KEY_TILES / 2; ++kk) {
+        const uint a0 = pack2(s[2 * kk][0], s[2 * kk][1]);
+        const uint a1 = pack2(s[2 * kk][2], s[2 * kk][3]);
+        const uint a2 = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        const uint a3 = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        _Pragma("unroll") for (int dp = 0; dp < MMA_D_TILES / 2; ++dp) {
+            const int r = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+            const int chunk = 2 * dp + (lane >> 4);
+            uint b0, b1, b2, b3;
+            LDSM_X4_T(b0, b1, b2, b3, v_smem + swizzled(r, chunk));
+            MMA(acc_o[2 * dp], a0, a1, a2, a3, b0, b1);
+            MMA(acc_o[2 * dp + 1], a0, a1, a2, a3, b2, b3);
+        }
+    }
+}
+
+/* Normalises by the quad-reduced row sums and writes this thread's two rows. */
+INLINE void store_rows(__global out_t* o, int head, int n_q, int row0, float acc_o[MMA_D_TILES][4],
+                       float row_sum0, float row_sum1, int quad) {
+    const float sum0 = quad_sum(row_sum0), sum1 = quad_sum(row_sum1);
+    const float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+    const int row1 = row0 + 8;
+    _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
+        const int col = t * 8 + 2 * quad;
+        if (row0 >= 0 && row0 < n_q) {
+            const size_t at = ((size_t)head * n_q + row0) * HEAD_DIM + col;
+            STORE_OUT(o, at, acc_o[t][0] * inv0);
+            STORE_OUT(o, at + 1, acc_o[t][1] * inv0);
+        }
+        if (row1 >= 0 && row1 < n_q) {
+            const size_t at = ((size_t)head * n_q + row1) * HEAD_DIM + col;
+            STORE_OUT(o, at, acc_o[t][2] * inv1);
+            STORE_OUT(o, at + 1, acc_o[t][3] * inv1);
+        }
+    }
+}
+
+#endif

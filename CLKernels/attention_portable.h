@@ -1,0 +1,137 @@
+/*
+ * attention_portable.h: the portable (OpenCL C 1.2) tile path of every attention kernel family.
+ * One work-item per query row; key tiles are staged in local memory as fp32 and each row runs
+ * the FlashAttention-2 online-softmax step over them (attention_common.h: attend_tile).
+ *
+ * A family kernel is written against four macros that both paths define:
+ *   ATTENTION_SETUP(row_begin, q_shift)      state for rows [row_begin, row_begin + ATTENTION_ROWS)
+ *   ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)
+ *       visits `count` tiles of SOURCE_TILE keys; KEY_OF(t, r) is the key in slot r of tile t (-1:
+ *       none); UNMASKED(t) is true when every key of tile t is visible to every row (mask skipped)
+ *   ATTENTION_STORE()                         writes the normalised rows
+ * and reads ATTENTION_ROWS / ATTENTION_THREADS for its launch shape.
+ */
+#ifndef MINFERENCECL_ATTENTION_PORTABLE_H
+#define MINFERENCECL_ATTENTION_PORTABLE_H
+
+#ifndef QUERY_TILE
+#define QUERY_TILE 64 /* query rows per work-group, one per work-item */
+#endif
+#define ATTENTION_ROWS QUERY_TILE
+#define ATTENTION_THREADS QUERY_TILE
+#if SOURCE_TILE % KEY_TILE != 0
+#error "KEY_TILE must divide SOURCE_TILE"
+#endif
+
+#define ATTENTION_SETUP(row_begin, q_shift)                                                      \
+    __local float k_tile[KEY_TILE * HEAD_DIM];                                                   \
+    __local float v_tile[KEY_TILE * HEAD_DIM];                                                   \
+    __local int key_pos[KEY_TILE];                                                               \
+    const int lid = get_local_id(0);                                                             \
+    const int row = (row_begin) + lid;                                                           \
+    const int q_pos = row + (q_shift);                                                           \
+    float8 q_row[HEAD_VEC];                                                                      \
+    float8 acc[HEAD_VEC];                                                                        \
+    {                                                                                            \
+        const size_t q_offset = ((size_t)head * n_q + (size_t)clamp(row, 0, n_q - 1)) * HEAD_DIM; \
+        for (int c = 0; c < HEAD_VEC; ++c) {                                                     \
+            float x[8];                                                                          \
+            for (int e = 0; e < 8; ++e) x[e] = LOAD_IN(q, q_offset + 8 * c + e) * scale_log2;     \
+            q_row[c] = vload8(0, x);                                                             \
+            acc[c] = (float8)(0.0f);                                                             \
+        }                                                                                        \
+    }                                                                                            \
+    float running_max = -INFINITY, running_sum = 0.0f;
+
+#define ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)                           \
+    for (int tile = 0; tile < (count); ++tile) {                                                 \
+        for (int part = 0; part < SOURCE_TILE; part += KEY_TILE) {                               \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                        \
+            for (int j = lid; j < KEY_TILE; j += ATTENTION_THREADS)                              \
+                key_pos[j] = KEY_OF(tile, part + j);                                             \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                        \
+            stage_keys(k_tile, v_tile, key_pos, kh, vh, lid, ATTENTION_THREADS);                 \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                        \
+            attend_tile(q_row, acc, &running_max, &running_sum, k_tile, v_tile, key_pos, q_pos,  \
+                        (causal), (sink), (window));                                             \
+        }                                                                                        \
+    }
+
+#define ATTENTION_STORE()                                                                        \
+    if (row >= 0 && row < n_q) store_row(o, ((size_t)head * n_q + row) * HEAD_DIM, acc, running_sum);
+
+/* Loads the keys named in key_pos (-1: zeros) into the fp32 tiles. */
+INLINE void stage_keys(__local float* k_tile, __local float* v_tile, __local const int* key_pos,
+                       __global const in_t* k, __global const in_t* v, int lid, int lsize) {
+    for (int e = lid; e < KEY_TILE * HEAD_DIM; e += lsize) {
+        const int key = key_pos[e / HEAD_DIM];
+        const size_t src = (size_t)max(key, 0) * HEAD_DIM + (size_t)(e % HEAD_DIM);
+        k_tile[e] = key >= 0 ? LOAD_IN(k, src) : 0.0f;
+        v_tile[e] = key >= 0 ? LOAD_IN(v, src) : 0.0f;
+    }
+}
+
+/* One FlashAttention-2 step for one query row over a staged tile: scores, running max, rescale
+ * of the accumulator, P.V. `q` is pre-scaled by scale * log2(e). Rows are float8 vectors so the
+ * dot products vectorise on CPUs (a scalar float reduction may not be reassociated). */
+INLINE void attend_tile(const float8* q, float8* acc, float* running_max, float* running_sum,
+                        __local const float* k_tile, __local const float* v_tile,
+                        __local const int* key_pos, int q_pos, int causal, int sink, int window) {
+    float scores[KEY_TILE];
+    /* Four keys at a time: four independent accumulator chains hide the FMA latency. */
+    for (int j = 0; j < KEY_TILE; j += 4) {
+        float8 d0 = (float8)(0.0f), d1 = (float8)(0.0f), d2 = (float8)(0.0f), d3 = (float8)(0.0f);
+        __local const float* kr = k_tile + j * HEAD_DIM;
+        for (int c = 0; c < HEAD_VEC; ++c) {
+            const float8 qc = q[c];
+            d0 = fma(qc, vload8(c, kr), d0);
+            d1 = fma(qc, vload8(c, kr + HEAD_DIM), d1);
+            d2 = fma(qc, vload8(c, kr + 2 * HEAD_DIM), d2);
+            d3 = fma(qc, vload8(c, kr + 3 * HEAD_DIM), d3);
+        }
+        scores[j] = horizontal_sum8(d0);
+        scores[j + 1] = horizontal_sum8(d1);
+        scores[j + 2] = horizontal_sum8(d2);
+        scores[j + 3] = horizontal_sum8(d3);
+    }
+    float tile_max = -INFINITY;
+    for (int j = 0; j < KEY_TILE; ++j) {
+        if (!key_visible(key_pos[j], q_pos, causal, sink, window)) scores[j] = -INFINITY;
+        tile_max = fmax(tile_max, scores[j]);
+    }
+    if (tile_max == -INFINITY) return; /* nothing visible in this tile for this row */
+    const float new_max = fmax(*running_max, tile_max);
+    const float alpha = exp2(*running_max - new_max); /* 0 on the first visible tile */
+    *running_sum *= alpha;
+    float probs[KEY_TILE];
+    for (int j = 0; j < KEY_TILE; ++j) {
+        probs[j] = exp2(scores[j] - new_max); /* masked scores give exactly 0 */
+        *running_sum += probs[j];
+    }
+    /* Channel-outer order keeps the accumulator in registers across the tile; four partial sums
+     * over the keys give independent FMA chains. */
+    for (int c = 0; c < HEAD_VEC; ++c) {
+        float8 a0 = acc[c] * alpha, a1 = (float8)(0.0f), a2 = (float8)(0.0f), a3 = (float8)(0.0f);
+        for (int j = 0; j < KEY_TILE; j += 4) {
+            __local const float* vr = v_tile + j * HEAD_DIM;
+            a0 = fma((float8)(probs[j]), vload8(c, vr), a0);
+            a1 = fma((float8)(probs[j + 1]), vload8(c, vr + HEAD_DIM), a1);
+            a2 = fma((float8)(probs[j + 2]), vload8(c, vr + 2 * HEAD_DIM), a2);
+            a3 = fma((float8)(probs[j + 3]), vload8(c, vr + 3 * HEAD_DIM), a3);
+        }
+        acc[c] = (a0 + a1) + (a2 + a3);
+    }
+    *running_max = new_max;
+}
+
+/* Writes acc / running_sum; a row that saw no key (only possible with causal Nq > Nk) is 0. */
+INLINE void store_row(__global out_t* o, size_t row_offset, const float8* acc, float running_sum) {
+    const float inv = running_sum > 0.0f ? 1.0f / running_sum : 0.0f;
+    for (int c = 0; c < HEAD_VEC; ++c) {
+        float x[8];
+        vstore8(acc[c] * inv, 0, x);
+        for (int e = 0; e < 8; ++e) STORE_OUT(o, row_offset + 8 * c + e, x[e]);
+    }
+}
+
+#endif
