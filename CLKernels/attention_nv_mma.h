@@ -3,12 +3,14 @@
  * inline PTX (sm_80+: mma.sync m16n8k16 f16/bf16 -> f32, ldmatrix, cp.async, shfl.sync), on the
  * same four macros as attention_portable.h (see there for the contract).
  *
- * FlashAttention-2 structure: MMA_WARPS warps, each owning 16 query rows; Q is loaded once into
- * registers as mma A-fragments; per 64-key tile
+ * FlashAttention-2 structure: MMA_WARPS warps, each owning 16 * MMA_M_TILES query rows; Q is
+ * loaded once as mma A-fragments (kept in registers, or re-read from shared memory with
+ * MMA_Q_IN_SMEM); per step of MMA_KV keys
  *     wait K_t, issue V_t (cp.async)          S = Q K_t^T (ldmatrix K)   mask, online softmax
  *     wait V_t, issue K_t+1 (cp.async)        O += P V_t (P straight from S's registers, ldmatrix.trans V)
- * so each copy overlaps the other product. Shared memory holds one K and one V tile (Q's
- * staging reuses it), rows XOR-swizzled in 16-byte chunks so ldmatrix reads are conflict-free.
+ * so each copy overlaps the other product. Shared memory holds one K and one V tile (and Q, or
+ * Q's staging reuses it), rows XOR-swizzled in 16-byte chunks so ldmatrix reads are
+ * conflict-free. Every K/V fragment read from shared memory serves all MMA_M_TILES m-tiles.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k16, lane = 4 * group + quad):
  *   A (16x16, row): a0 (group, 2q..2q+1)  a1 (group+8, 2q..)  a2 (group, 8+2q..)  a3 (group+8, 8+2q..)
@@ -24,17 +26,40 @@
 #define MINFERENCECL_ATTENTION_NV_MMA_H
 
 #ifndef MMA_WARPS
-#define MMA_WARPS 4 /* warps per work-group, 16 query rows each: 4 (64 rows) or 8 (128 rows) */
+#define MMA_WARPS 4 /* warps per work-group */
 #endif
-#define ATTENTION_ROWS (16 * MMA_WARPS)
+#ifndef MMA_M_TILES
+#define MMA_M_TILES 1 /* 16-row m-tiles per warp: 2 reuses every K/V fragment twice (half the shared-memory reads) */
+#endif
+#ifndef MMA_KV
+#define MMA_KV 64 /* keys per pipeline step: 32 or 64 (a 64-key source tile is walked in 64 / MMA_KV steps) */
+#endif
+#ifndef MMA_Q_IN_SMEM
+#define MMA_Q_IN_SMEM 0 /* 1: Q fragments are re-read from shared memory every step (frees 32 * MMA_M_TILES registers) */
+#endif
+#ifndef MMA_STAGES
+#define MMA_STAGES 1 /* 1: K and V tiles alternate in one buffer each; 2: step t+1 loads while step t computes */
+#endif
+#if MMA_STAGES != 1 && MMA_STAGES != 2
+#error "MMA_STAGES must be 1 or 2"
+#endif
+#define ATTENTION_ROWS (16 * MMA_M_TILES * MMA_WARPS)
 #define ATTENTION_THREADS (32 * MMA_WARPS)
-#define MMA_KV_TILE SOURCE_TILE
 #define MMA_CHUNKS (HEAD_DIM / 8)          /* 16-byte chunks per row */
 #define MMA_K_STEPS (HEAD_DIM / 16)        /* k-steps of Q K^T */
 #define MMA_D_TILES (HEAD_DIM / 8)         /* 8-wide n-tiles of O */
-#define MMA_KEY_TILES (MMA_KV_TILE / 8)    /* 8-wide n-tiles of S */
-#define MMA_TILE_ELEMS (MMA_KV_TILE * HEAD_DIM)
-#define MMA_SMEM_ELEMS (ATTENTION_ROWS * HEAD_DIM > 2 * MMA_TILE_ELEMS ? ATTENTION_ROWS * HEAD_DIM : 2 * MMA_TILE_ELEMS)
+#define MMA_KEY_TILES (MMA_KV / 8)         /* 8-wide n-tiles of S */
+#define MMA_STEPS_PER_TILE (SOURCE_TILE / MMA_KV)
+#define MMA_TILE_ELEMS (MMA_KV * HEAD_DIM)
+#define MMA_Q_ELEMS (ATTENTION_ROWS * HEAD_DIM)
+#define MMA_KV_ELEMS (2 * MMA_STAGES * MMA_TILE_ELEMS) /* K and V tiles of every stage */
+#if MMA_Q_IN_SMEM
+#define MMA_KV_BASE MMA_Q_ELEMS /* Q stays; K and V follow it */
+#define MMA_SMEM_ELEMS (MMA_Q_ELEMS + MMA_KV_ELEMS)
+#else
+#define MMA_KV_BASE 0 /* Q's staging area is reused for K and V */
+#define MMA_SMEM_ELEMS (MMA_Q_ELEMS > MMA_KV_ELEMS ? MMA_Q_ELEMS : MMA_KV_ELEMS)
+#endif
 
 #if INPUT_DTYPE == DTYPE_F16
 #define MMA_TYPE "f16"
@@ -46,8 +71,11 @@
 #if HEAD_DIM != 64 && HEAD_DIM != 128
 #error "the mma path is built for HEAD_DIM 64 or 128"
 #endif
-#if MMA_KV_TILE != 64
-#error "the mma path stages 64-key tiles"
+#if (MMA_KV != 32 && MMA_KV != 64) || SOURCE_TILE % MMA_KV != 0
+#error "MMA_KV must be 32 or 64 and divide SOURCE_TILE"
+#endif
+#if MMA_M_TILES != 1 && MMA_M_TILES != 2
+#error "MMA_M_TILES must be 1 or 2"
 #endif
 
 /* Element offset of (row, 16-byte chunk) in a swizzled [rows][HEAD_DIM] 16-bit tile. */
@@ -99,10 +127,10 @@ INLINE float quad_sum(float x) {
     return x + as_float(y);
 }
 
-/* Issues the copy of one 64-row tile of `src` rows (key_of_slot[r], -1 = zero row) into `dst`. */
+/* Issues the copy of one MMA_KV-row tile of `src` rows (key_of_slot[r], -1 = zero row) into `dst`. */
 INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __local const int* key_of_slot,
                             int tid) {
-    for (int e = tid; e < MMA_KV_TILE * MMA_CHUNKS; e += ATTENTION_THREADS) {
+    for (int e = tid; e < MMA_KV * MMA_CHUNKS; e += ATTENTION_THREADS) {
         const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;
         const int key = key_of_slot[r];
         cp_async16(dst + swizzled(r, chunk), src + (size_t)max(key, 0) * HEAD_DIM + chunk * 8, key >= 0 ? 16 : 0);
@@ -111,18 +139,18 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
 
 #define ATTENTION_SETUP(row_begin, q_shift)                                                      \
     __local ushort smem[MMA_SMEM_ELEMS] __attribute__((aligned(16)));                            \
-    __local int tile_keys[2][MMA_KV_TILE];                                                       \
+    __local int tile_keys[2][MMA_KV];                                                            \
     const int tid = get_local_id(0);                                                             \
     const int warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;                \
     const int block_row = (row_begin);                                                           \
-    /* query positions of this thread's two rows */                                              \
-    const int q_pos0 = block_row + warp * 16 + group + (q_shift);                                \
-    const int q_pos1 = q_pos0 + 8;                                                               \
+    /* the first row of this warp; m-tile mt covers rows warp_row + 16 mt + [0, 16) */           \
+    const int warp_row = block_row + warp * 16 * MMA_M_TILES;                                    \
+    const int q_pos_base = warp_row + group + (q_shift);                                         \
     __global const ushort* kh16 = (__global const ushort*)kh;                                    \
     __global const ushort* vh16 = (__global const ushort*)vh;                                    \
-    uint qf[MMA_K_STEPS][4];                                                                     \
-    float acc_o[MMA_D_TILES][4];                                                                 \
-    float row_max0 = -INFINITY, row_max1 = -INFINITY, row_sum0 = 0.0f, row_sum1 = 0.0f;          \
+    MMA_Q_FRAGMENTS                                                                              \
+    float acc_o[MMA_M_TILES][MMA_D_TILES][4];                                                    \
+    float row_max[MMA_M_TILES][2], row_sum[MMA_M_TILES][2];                                      \
     {                                                                                            \
         __global const ushort* qh16 = (__global const ushort*)(q + (size_t)head * n_q * HEAD_DIM); \
         for (int e = tid; e < ATTENTION_ROWS * MMA_CHUNKS; e += ATTENTION_THREADS) {             \
@@ -135,153 +163,256 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
         cp_async_commit();                                                                       \
         cp_async_wait_all();                                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                            \
-        _Pragma("unroll") for (int ks = 0; ks < MMA_K_STEPS; ++ks) {                             \
-            const int r = warp * 16 + (lane & 15), chunk = 2 * ks + (lane >> 4);                 \
-            LDSM_X4(qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], smem + swizzled(r, chunk));      \
+        MMA_LOAD_Q_REGISTERS                                                                     \
+        _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {                             \
+            row_max[mt][0] = -INFINITY; row_max[mt][1] = -INFINITY;                              \
+            row_sum[mt][0] = 0.0f; row_sum[mt][1] = 0.0f;                                        \
+            _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {                            \
+                acc_o[mt][t][0] = 0.0f; acc_o[mt][t][1] = 0.0f;                                  \
+                acc_o[mt][t][2] = 0.0f; acc_o[mt][t][3] = 0.0f;                                  \
+            }                                                                                    \
         }                                                                                        \
-        _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {                                \
-            acc_o[t][0] = 0.0f; acc_o[t][1] = 0.0f; acc_o[t][2] = 0.0f; acc_o[t][3] = 0.0f;       \
-        }                                                                                        \
-        barrier(CLK_LOCAL_MEM_FENCE); /* Q's staging area becomes the K/V tiles */               \
+        barrier(CLK_LOCAL_MEM_FENCE); /* without MMA_Q_IN_SMEM, Q's staging becomes K/V */       \
     }                                                                                            \
-    __local ushort* k_smem = smem;                                                               \
-    __local ushort* v_smem = smem + MMA_TILE_ELEMS;
+    __local ushort* k_smem = smem + MMA_KV_BASE;                                                 \
+    __local ushort* v_smem = smem + MMA_KV_BASE + MMA_TILE_ELEMS;
 
+#if MMA_Q_IN_SMEM
+#define MMA_Q_FRAGMENTS
+#define MMA_LOAD_Q_REGISTERS
+#define MMA_Q_ARGUMENT smem
+#else
+#define MMA_Q_FRAGMENTS uint qf[MMA_M_TILES][MMA_K_STEPS][4];
+#define MMA_LOAD_Q_REGISTERS                                                                     \
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {                                 \
+        _Pragma("unroll") for (int ks = 0; ks < MMA_K_STEPS; ++ks)                               \
+            load_q_fragment(qf[mt][ks], smem, warp, mt, ks, lane);                               \
+    }
+#define MMA_Q_ARGUMENT qf
+#endif
+
+/* Keys of pipeline step u: slot r of source tile u / MMA_STEPS_PER_TILE. */
+#define MMA_STEP_KEY(KEY_OF, u, r) KEY_OF((u) / MMA_STEPS_PER_TILE, ((u) % MMA_STEPS_PER_TILE) * MMA_KV + (r))
+
+#if MMA_STAGES == 1
 #define ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)                           \
     {                                                                                            \
-        const int tile_count = (count);                                                          \
-        if (tile_count > 0) {                                                                    \
-            for (int r = tid; r < MMA_KV_TILE; r += ATTENTION_THREADS) tile_keys[0][r] = KEY_OF(0, r); \
+        const int step_count = (count) * MMA_STEPS_PER_TILE;                                     \
+        if (step_count > 0) {                                                                    \
+            for (int r = tid; r < MMA_KV; r += ATTENTION_THREADS) tile_keys[0][r] = MMA_STEP_KEY(KEY_OF, 0, r); \
             barrier(CLK_LOCAL_MEM_FENCE);                                                        \
             load_tile_async(k_smem, kh16, tile_keys[0], tid);                                    \
             cp_async_commit();                                                                   \
         }                                                                                        \
-        for (int tile = 0; tile < tile_count; ++tile) {                                          \
-            __local const int* keys = tile_keys[tile & 1];                                       \
+        for (int step = 0; step < step_count; ++step) {                                          \
+            __local const int* keys = tile_keys[step & 1];                                       \
             cp_async_wait_all();                                                                 \
-            barrier(CLK_LOCAL_MEM_FENCE); /* K_t landed; every warp is done with V_t-1 */        \
+            barrier(CLK_LOCAL_MEM_FENCE); /* K landed; every warp is done with the last V */     \
             load_tile_async(v_smem, vh16, keys, tid);                                            \
             cp_async_commit();                                                                   \
-            float s[MMA_KEY_TILES][4];                                                           \
-            mma_scores(s, qf, k_smem, lane, scale_log2);                                         \
-            if (!(UNMASKED(tile)))                                                               \
-                mask_scores(s, keys, quad, q_pos0, q_pos1, (causal), (sink), (window));           \
-            online_softmax(s, acc_o, &row_max0, &row_max1, &row_sum0, &row_sum1);                \
-            if (tile + 1 < tile_count) { /* next tile's keys, into the other slot */             \
-                for (int r = tid; r < MMA_KV_TILE; r += ATTENTION_THREADS)                       \
-                    tile_keys[(tile + 1) & 1][r] = KEY_OF(tile + 1, r);                          \
+            float s[MMA_M_TILES][MMA_KEY_TILES][4];                                              \
+            mma_scores(s, MMA_Q_ARGUMENT, k_smem, warp, lane, scale_log2);                       \
+            if (!(UNMASKED(step / MMA_STEPS_PER_TILE)))                                          \
+                mask_scores(s, keys, quad, q_pos_base, (causal), (sink), (window));              \
+            online_softmax(s, acc_o, row_max, row_sum);                                          \
+            if (step + 1 < step_count) { /* next step's keys, into the other slot */             \
+                for (int r = tid; r < MMA_KV; r += ATTENTION_THREADS)                            \
+                    tile_keys[(step + 1) & 1][r] = MMA_STEP_KEY(KEY_OF, step + 1, r);            \
             }                                                                                    \
             cp_async_wait_all();                                                                 \
-            barrier(CLK_LOCAL_MEM_FENCE); /* V_t landed; every warp is done with K_t */          \
-            if (tile + 1 < tile_count) {                                                         \
-                load_tile_async(k_smem, kh16, tile_keys[(tile + 1) & 1], tid);                   \
+            barrier(CLK_LOCAL_MEM_FENCE); /* V landed; every warp is done with K */              \
+            if (step + 1 < step_count) {                                                         \
+                load_tile_async(k_smem, kh16, tile_keys[(step + 1) & 1], tid);                   \
                 cp_async_commit();                                                               \
             }                                                                                    \
             mma_pv(s, acc_o, v_smem, lane);                                                      \
         }                                                                                        \
     }
 
-#define ATTENTION_STORE()                                                                        \
-    store_rows(o, head, n_q, block_row + warp * 16 + group, acc_o, row_sum0, row_sum1, quad);
-
-/* S = Q K^T * scale_log2 for one 64-key tile. */
-INLINE void mma_scores(float s[MMA_KEY_TILES][4], uint qf[MMA_K_STEPS][4], __local const ushort* k_smem,
-                       int lane, float scale_log2) {
-    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-        s[t][0] = 0.0f; s[t][1] = 0.0f; s[t][2] = 0.0f; s[t][3] = 0.0f;
+#else
+/* Two stages: the K and V tiles of step t + 1 load into the other buffer while step t computes;
+ * one barrier per step. Each thread names the keys of the rows it copies, so the key list of a
+ * step is complete (for masking) once that step's barrier has passed. */
+#define ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)                           \
+    {                                                                                            \
+        const int step_count = (count) * MMA_STEPS_PER_TILE;                                     \
+        if (step_count > 0) {                                                                    \
+            MMA_ISSUE_STEP(KEY_OF, 0)                                                            \
+        }                                                                                        \
+        for (int step = 0; step < step_count; ++step) {                                          \
+            const int stage = step & 1;                                                          \
+            cp_async_wait_all();                                                                 \
+            barrier(CLK_LOCAL_MEM_FENCE); /* step's tiles landed; every warp left step - 1 */    \
+            if (step + 1 < step_count) {                                                         \
+                MMA_ISSUE_STEP(KEY_OF, step + 1)                                                 \
+            }                                                                                    \
+            float s[MMA_M_TILES][MMA_KEY_TILES][4];                                              \
+            mma_scores(s, MMA_Q_ARGUMENT, k_smem + stage * 2 * MMA_TILE_ELEMS, warp, lane, scale_log2); \
+            if (!(UNMASKED(step / MMA_STEPS_PER_TILE)))                                          \
+                mask_scores(s, tile_keys[stage], quad, q_pos_base, (causal), (sink), (window));  \
+            online_softmax(s, acc_o, row_max, row_sum);                                          \
+            mma_pv(s, acc_o, k_smem + stage * 2 * MMA_TILE_ELEMS + MMA_TILE_ELEMS, lane);        \
+        }                                                                                        \
     }
-    _Pragma("unroll") for (int kb = 0; kb < MMA_KEY_TILES / 2; ++kb) {
-        _Pragma("unroll") for (int ks = 0; ks < MMA_K_STEPS; ++ks) {
+
+/* Copies step u's K and V rows into stage u & 1 and records their keys. */
+#define MMA_ISSUE_STEP(KEY_OF, u)                                                                \
+    {                                                                                            \
+        __local ushort* k_dst = k_smem + ((u) & 1) * 2 * MMA_TILE_ELEMS;                         \
+        __local ushort* v_dst = k_dst + MMA_TILE_ELEMS;                                          \
+        for (int e = tid; e < MMA_KV * MMA_CHUNKS; e += ATTENTION_THREADS) {                     \
+            const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;                                \
+            const int key = MMA_STEP_KEY(KEY_OF, (u), r);                                        \
+            if (chunk == 0) tile_keys[(u) & 1][r] = key;                                         \
+            const size_t src = (size_t)max(key, 0) * HEAD_DIM + chunk * 8;                       \
+            cp_async16(k_dst + swizzled(r, chunk), kh16 + src, key >= 0 ? 16 : 0);              \
+            cp_async16(v_dst + swizzled(r, chunk), vh16 + src, key >= 0 ? 16 : 0);              \
+        }                                                                                        \
+        cp_async_commit();                                                                       \
+    }
+#endif
+
+#define ATTENTION_STORE() store_rows(o, head, n_q, warp_row + group, acc_o, row_sum, quad);
+
+/* A fragment of Q for m-tile mt, k-step ks, from the swizzled Q tile. */
+INLINE void load_q_fragment(uint* f, __local const ushort* q_smem, int warp, int mt, int ks, int lane) {
+    const int r = (warp * MMA_M_TILES + mt) * 16 + (lane & 15), chunk = 2 * ks + (lane >> 4);
+    LDSM_X4(f[0], f[1], f[2], f[3], q_smem + swizzled(r, chunk));
+}
+
+/* S = Q K^T * scale_log2 for one step; each K fragment serves every m-tile of the warp. */
+#if MMA_Q_IN_SMEM
+INLINE void mma_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], __local const ushort* q_smem,
+                       __local const ushort* k_smem, int warp, int lane, float scale_log2) {
+#else
+INLINE void mma_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], uint qf[MMA_M_TILES][MMA_K_STEPS][4],
+                       __local const ushort* k_smem, int warp, int lane, float scale_log2) {
+#endif
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+            s[mt][t][0] = 0.0f; s[mt][t][1] = 0.0f; s[mt][t][2] = 0.0f; s[mt][t][3] = 0.0f;
+        }
+    }
+    _Pragma("unroll") for (int ks = 0; ks < MMA_K_STEPS; ++ks) {
+#if MMA_Q_IN_SMEM
+        uint q_step[MMA_M_TILES][4];
+        _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) load_q_fragment(q_step[mt], q_smem, warp, mt, ks, lane);
+#define Q_FRAGMENT(mt) q_step[mt]
+#else
+#define Q_FRAGMENT(mt) qf[mt][ks]
+#endif
+        _Pragma("unroll") for (int kb = 0; kb < MMA_KEY_TILES / 2; ++kb) {
             const int r = kb * 16 + (lane & 7) + ((lane >> 4) << 3);
             const int chunk = 2 * ks + ((lane >> 3) & 1);
             uint b0, b1, b2, b3;
             LDSM_X4(b0, b1, b2, b3, k_smem + swizzled(r, chunk));
-            MMA(s[2 * kb], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
-            MMA(s[2 * kb + 1], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b2, b3);
+            _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+                MMA(s[mt][2 * kb], Q_FRAGMENT(mt)[0], Q_FRAGMENT(mt)[1], Q_FRAGMENT(mt)[2], Q_FRAGMENT(mt)[3], b0, b1);
+                MMA(s[mt][2 * kb + 1], Q_FRAGMENT(mt)[0], Q_FRAGMENT(mt)[1], Q_FRAGMENT(mt)[2], Q_FRAGMENT(mt)[3], b2, b3);
+            }
+        }
+#undef Q_FRAGMENT
+    }
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+            s[mt][t][0] *= scale_log2; s[mt][t][1] *= scale_log2;
+            s[mt][t][2] *= scale_log2; s[mt][t][3] *= scale_log2;
         }
     }
-    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-        s[t][0] *= scale_log2; s[t][1] *= scale_log2; s[t][2] *= scale_log2; s[t][3] *= scale_log2;
-    }
 }
 
-/* -inf where a key is not visible to this thread's rows (q_pos0: row `group`, q_pos1: + 8). */
-INLINE void mask_scores(float s[MMA_KEY_TILES][4], __local const int* keys, int quad, int q_pos0, int q_pos1,
+/* -inf where a key is not visible to this thread's rows: q_pos_base + 16 mt (+ 8). */
+INLINE void mask_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], __local const int* keys, int quad, int q_pos_base,
                         int causal, int sink, int window) {
-    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-        const int key0 = keys[t * 8 + 2 * quad], key1 = keys[t * 8 + 2 * quad + 1];
-        if (!key_visible(key0, q_pos0, causal, sink, window)) s[t][0] = -INFINITY;
-        if (!key_visible(key1, q_pos0, causal, sink, window)) s[t][1] = -INFINITY;
-        if (!key_visible(key0, q_pos1, causal, sink, window)) s[t][2] = -INFINITY;
-        if (!key_visible(key1, q_pos1, causal, sink, window)) s[t][3] = -INFINITY;
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        const int q_pos0 = q_pos_base + 16 * mt, q_pos1 = q_pos0 + 8;
+        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+            const int key0 = keys[t * 8 + 2 * quad], key1 = keys[t * 8 + 2 * quad + 1];
+            if (!key_visible(key0, q_pos0, causal, sink, window)) s[mt][t][0] = -INFINITY;
+            if (!key_visible(key1, q_pos0, causal, sink, window)) s[mt][t][1] = -INFINITY;
+            if (!key_visible(key0, q_pos1, causal, sink, window)) s[mt][t][2] = -INFINITY;
+            if (!key_visible(key1, q_pos1, causal, sink, window)) s[mt][t][3] = -INFINITY;
+        }
     }
 }
 
-/* Online softmax over one tile: new row maxima, rescale O and the row sums, S -> P in place. */
-INLINE void online_softmax(float s[MMA_KEY_TILES][4], float acc_o[MMA_D_TILES][4], float* row_max0,
-                           float* row_max1, float* row_sum0, float* row_sum1) {
-    float m0 = *row_max0, m1 = *row_max1;
-    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-        m0 = fmax(m0, fmax(s[t][0], s[t][1]));
-        m1 = fmax(m1, fmax(s[t][2], s[t][3]));
+/* Online softmax over one step: new row maxima, rescale O and the row sums, S -> P in place. */
+INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
+                           float row_max[MMA_M_TILES][2], float row_sum[MMA_M_TILES][2]) {
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        float m0 = row_max[mt][0], m1 = row_max[mt][1];
+        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+            m0 = fmax(m0, fmax(s[mt][t][0], s[mt][t][1]));
+            m1 = fmax(m1, fmax(s[mt][t][2], s[mt][t][3]));
+        }
+        m0 = quad_max(m0);
+        m1 = quad_max(m1);
+        /* A row that has seen nothing yet keeps max -inf; subtracting 0 instead avoids inf - inf. */
+        const float use0 = m0 == -INFINITY ? 0.0f : m0, use1 = m1 == -INFINITY ? 0.0f : m1;
+        const float alpha0 = native_exp2(row_max[mt][0] - use0), alpha1 = native_exp2(row_max[mt][1] - use1);
+        float sum0 = 0.0f, sum1 = 0.0f;
+        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+            s[mt][t][0] = native_exp2(s[mt][t][0] - use0); s[mt][t][1] = native_exp2(s[mt][t][1] - use0);
+            s[mt][t][2] = native_exp2(s[mt][t][2] - use1); s[mt][t][3] = native_exp2(s[mt][t][3] - use1);
+            sum0 += s[mt][t][0] + s[mt][t][1];
+            sum1 += s[mt][t][2] + s[mt][t][3];
+        }
+        /* per-thread partial sums; reduced over the quad at the end */
+        row_sum[mt][0] = row_sum[mt][0] * alpha0 + sum0;
+        row_sum[mt][1] = row_sum[mt][1] * alpha1 + sum1;
+        _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
+            acc_o[mt][t][0] *= alpha0; acc_o[mt][t][1] *= alpha0;
+            acc_o[mt][t][2] *= alpha1; acc_o[mt][t][3] *= alpha1;
+        }
+        row_max[mt][0] = m0;
+        row_max[mt][1] = m1;
     }
-    m0 = quad_max(m0);
-    m1 = quad_max(m1);
-    /* A row that has seen nothing yet keeps max -inf; subtracting 0 instead avoids inf - inf. */
-    const float use0 = m0 == -INFINITY ? 0.0f : m0, use1 = m1 == -INFINITY ? 0.0f : m1;
-    const float alpha0 = native_exp2(*row_max0 - use0), alpha1 = native_exp2(*row_max1 - use1);
-    float sum0 = 0.0f, sum1 = 0.0f;
-    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-        s[t][0] = native_exp2(s[t][0] - use0); s[t][1] = native_exp2(s[t][1] - use0);
-        s[t][2] = native_exp2(s[t][2] - use1); s[t][3] = native_exp2(s[t][3] - use1);
-        sum0 += s[t][0] + s[t][1];
-        sum1 += s[t][2] + s[t][3];
-    }
-    *row_sum0 = *row_sum0 * alpha0 + sum0; /* per-thread partial sums; reduced over the quad at the end */
-    *row_sum1 = *row_sum1 * alpha1 + sum1;
-    _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
-        acc_o[t][0] *= alpha0; acc_o[t][1] *= alpha0;
-        acc_o[t][2] *= alpha1; acc_o[t][3] *= alpha1;
-    }
-    *row_max0 = m0;
-    *row_max1 = m1;
 }
 
-/* O += P V for one 64-key tile; P comes from the softmaxed S registers. */
-INLINE void mma_pv(float s[MMA_KEY_TILES][4], float acc_o[MMA_D_TILES][4], __local const ushort* v_smem, int lane) {
+/* O += P V for one step; P comes from the softmaxed S registers, each V fragment serves every
+ * m-tile of the warp. */
+INLINE void mma_pv(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
+                   __local const ushort* v_smem, int lane) {
     _Pragma("unroll") for (int kk = 0; kk < MMA_KEY_TILES / 2; ++kk) {
-        const uint a0 = pack2(s[2 * kk][0], s[2 * kk][1]);
-        const uint a1 = pack2(s[2 * kk][2], s[2 * kk][3]);
-        const uint a2 = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        const uint a3 = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        uint p[MMA_M_TILES][4];
+        _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+            p[mt][0] = pack2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+            p[mt][1] = pack2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+            p[mt][2] = pack2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+            p[mt][3] = pack2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
         _Pragma("unroll") for (int dp = 0; dp < MMA_D_TILES / 2; ++dp) {
             const int r = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
             const int chunk = 2 * dp + (lane >> 4);
             uint b0, b1, b2, b3;
             LDSM_X4_T(b0, b1, b2, b3, v_smem + swizzled(r, chunk));
-            MMA(acc_o[2 * dp], a0, a1, a2, a3, b0, b1);
-            MMA(acc_o[2 * dp + 1], a0, a1, a2, a3, b2, b3);
+            _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+                MMA(acc_o[mt][2 * dp], p[mt][0], p[mt][1], p[mt][2], p[mt][3], b0, b1);
+                MMA(acc_o[mt][2 * dp + 1], p[mt][0], p[mt][1], p[mt][2], p[mt][3], b2, b3);
+            }
         }
     }
 }
 
-/* Normalises by the quad-reduced row sums and writes this thread's two rows. */
-INLINE void store_rows(__global out_t* o, int head, int n_q, int row0, float acc_o[MMA_D_TILES][4],
-                       float row_sum0, float row_sum1, int quad) {
-    const float sum0 = quad_sum(row_sum0), sum1 = quad_sum(row_sum1);
-    const float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-    const int row1 = row0 + 8;
-    _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
-        const int col = t * 8 + 2 * quad;
-        if (row0 >= 0 && row0 < n_q) {
-            const size_t at = ((size_t)head * n_q + row0) * HEAD_DIM + col;
-            STORE_OUT(o, at, acc_o[t][0] * inv0);
-            STORE_OUT(o, at + 1, acc_o[t][1] * inv0);
-        }
-        if (row1 >= 0 && row1 < n_q) {
-            const size_t at = ((size_t)head * n_q + row1) * HEAD_DIM + col;
-            STORE_OUT(o, at, acc_o[t][2] * inv1);
-            STORE_OUT(o, at + 1, acc_o[t][3] * inv1);
+/* Normalises by the quad-reduced row sums and writes this thread's rows (2 per m-tile). */
+INLINE void store_rows(__global out_t* o, int head, int n_q, int row_base, float acc_o[MMA_M_TILES][MMA_D_TILES][4],
+                       float row_sum[MMA_M_TILES][2], int quad) {
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        const float sum0 = quad_sum(row_sum[mt][0]), sum1 = quad_sum(row_sum[mt][1]);
+        const float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+        const int row0 = row_base + 16 * mt, row1 = row0 + 8;
+        _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
+            const int col = t * 8 + 2 * quad;
+            if (row0 >= 0 && row0 < n_q) {
+                const size_t at = ((size_t)head * n_q + row0) * HEAD_DIM + col;
+                STORE_OUT(o, at, acc_o[mt][t][0] * inv0);
+                STORE_OUT(o, at + 1, acc_o[mt][t][1] * inv0);
+            }
+            if (row1 >= 0 && row1 < n_q) {
+                const size_t at = ((size_t)head * n_q + row1) * HEAD_DIM + col;
+                STORE_OUT(o, at, acc_o[mt][t][2] * inv1);
+                STORE_OUT(o, at + 1, acc_o[mt][t][3] * inv1);
+            }
         }
     }
 }

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 METHODS = ("sdpa_flash", "sdpa_cudnn", "minference_vs", "minference_ashape", "minference_block_sparse")
-EXTRA_SKIPS = ("vs_phases", "density", "check")
+EXTRA_SKIPS = ("phases", "density", "check")
 
 
 def parse_args(argv=None):
@@ -219,8 +219,11 @@ class Bench:
             row["ms"] = None
             traceback.print_exc()
         finally:
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
+            try:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+            except Exception as error:  # noqa: BLE001 - e.g. a sticky error after an illegal access
+                row["status"] += f" (then: {type(error).__name__}: {error})"
         if row["ms"] is not None and row["per_head"]:
             row["ms_x32"] = row["ms"] * 32
         self.record(**row)
@@ -252,7 +255,7 @@ class Bench:
                 row["density"] = 1.0
                 row["tflops"] = tflops(self.args.head_dim, row["pairs"], ms)
             self.guarded(row, run)
-        del ke, ve
+        # ke / ve (the expanded K/V) are freed when this method returns
 
     # -- MInference --
     def layer_config(self, pattern, hq):
@@ -318,7 +321,7 @@ class Bench:
             if row["pairs"]:
                 row["tflops"] = tflops(a.head_dim, row["pairs"], ms)
             # 3) phase runs: events at the boundaries inside upstream's call chain
-            if "vs_phases" not in a.skip and pattern in ("vertical_and_slash", "block_sparse"):
+            if "phases" not in a.skip and pattern in ("vertical_and_slash", "block_sparse"):
                 row["phases"], row["phase_times"] = self.phase_runs(pattern, q, k, v, hq, hkv, kwargs, ns, phase_repeat)
 
         self.guarded(row, run)
@@ -343,7 +346,7 @@ class Bench:
         return math.sqrt(num / den) if den else None
 
     def phase_runs(self, pattern, q, k, v, hq, hkv, kwargs, ns, repeat):
-        torch, up, U, a = self.torch, self.up, self.U, self.args
+        torch, up, U = self.torch, self.up, self.U
         rec = PhaseRecorder(torch)
         undo = []
         if pattern == "vertical_and_slash":

@@ -273,36 +273,67 @@ class Upstream:
         if cpp_extension.is_ninja_available():
             # Upstream's setup.py passes -std=c++17 -O3; the C++ standard is left to torch's default
             # here because recent torch headers may need a newer one.
-            ext = cpp_extension.load(name=name, sources=sources, build_directory=self.build_dir,
-                                     extra_cflags=["-O3"], extra_cuda_cflags=["-O3"], verbose=False)
-            self.index_impl = f"cuda-extension (csrc/vertical_slash_index.cu built with torch.utils.cpp_extension.load in {self.build_dir})"
-            return ext
-        return self._build_extension_nvcc(name, sources)
+            try:
+                ext = cpp_extension.load(name=name, sources=sources, build_directory=self.build_dir,
+                                         extra_cflags=["-O3"], extra_cuda_cflags=["-O3"], verbose=False)
+                self.index_impl = ("cuda-extension (csrc/vertical_slash_index.cu built with "
+                                   f"torch.utils.cpp_extension.load in {self.build_dir})")
+                return ext
+            except Exception as error:  # noqa: BLE001 - try the direct build next
+                self.log(f"WARNING: cpp_extension.load failed ({type(error).__name__}: {str(error)[-2000:]}); "
+                         "trying c++/nvcc directly")
+        return self._build_extension_nvcc(name + "_direct", sources)
 
     def _build_extension_nvcc(self, name, sources):
-        """No ninja: one nvcc call that compiles and links both sources into a Python extension."""
+        """No ninja: the commands cpp_extension's ninja file would run (c++ for the binding, nvcc for
+        the kernel, c++ to link), C++20 first (recent torch headers need it), then C++17."""
         from torch.utils import cpp_extension
-        nvcc = os.path.join(cpp_extension.CUDA_HOME or "/usr/local/cuda", "bin", "nvcc")
+        os.makedirs(self.build_dir, exist_ok=True)
+        cuda_home = cpp_extension.CUDA_HOME or "/usr/local/cuda"
+        nvcc = os.path.join(cuda_home, "bin", "nvcc")
+        cxx = os.environ.get("CXX", "c++")
         suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
         target = os.path.join(self.build_dir, name + suffix)
         abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
-        cmd = [nvcc, "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", f"-DTORCH_EXTENSION_NAME={name}",
-               "-DTORCH_API_INCLUDE_EXTENSION_H", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
-               f"-I{sysconfig.get_paths()['include']}"]
-        cmd += [f"-I{p}" for p in cpp_extension.include_paths(device_type="cuda")]
+        defines = [f"-DTORCH_EXTENSION_NAME={name}", "-DTORCH_API_INCLUDE_EXTENSION_H", f"-D_GLIBCXX_USE_CXX11_ABI={abi}"]
+        includes = []
+        for path in cpp_extension.include_paths(device_type="cuda") + [sysconfig.get_paths()["include"]]:
+            includes += ["-isystem", path]
         arch = os.environ.get("TORCH_CUDA_ARCH_LIST", "9.0").split(";")[0].replace(".", "").replace("+PTX", "")
-        cmd += [f"-gencode=arch=compute_{arch},code=sm_{arch}"]
-        cmd += sources + ["-o", target]
-        cmd += [f"-L{p}" for p in cpp_extension.library_paths(device_type="cuda")]
-        cmd += ["-lc10", "-lc10_cuda", "-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-ltorch_python", "-lcudart"]
-        cmd += [f"-Xlinker=-rpath,{p}" for p in cpp_extension.library_paths(device_type="cuda")]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError("nvcc failed:\n" + " ".join(cmd) + "\n" + result.stderr[-4000:])
+        libs = cpp_extension.library_paths(device_type="cuda")
+        cpp_src = [p for p in sources if p.endswith(".cpp")]
+        cu_src = [p for p in sources if p.endswith(".cu")]
+        errors = []
+        for std in ("-std=c++20", "-std=c++17"):
+            objects, steps = [], []
+            for src in cpp_src:
+                obj = os.path.join(self.build_dir, os.path.basename(src) + ".o")
+                steps.append([cxx, "-O3", "-fPIC", std] + defines + includes + ["-c", src, "-o", obj])
+                objects.append(obj)
+            for src in cu_src:
+                obj = os.path.join(self.build_dir, os.path.basename(src) + ".o")
+                steps.append([nvcc, "-O3", std, "--compiler-options", "-fPIC", "--expt-relaxed-constexpr",
+                              "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+                              "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__",
+                              f"-gencode=arch=compute_{arch},code=sm_{arch}"] + defines + includes + ["-c", src, "-o", obj])
+                objects.append(obj)
+            link = [cxx] + objects + ["-shared"] + [f"-L{p}" for p in libs]
+            link += ["-lc10", "-lc10_cuda", "-ltorch_cpu", "-ltorch_cuda", "-ltorch", "-ltorch_python", "-lcudart"]
+            link += [f"-Wl,-rpath,{p}" for p in libs] + ["-o", target]
+            steps.append(link)
+            for cmd in steps:
+                result = subprocess.run(cmd, capture_output=True, text=True)
+                if result.returncode != 0:
+                    errors.append(" ".join(cmd) + "\n" + result.stderr[-3000:])
+                    break
+            else:
+                break
+        else:
+            raise RuntimeError("direct build failed:\n" + "\n".join(errors))
         spec = importlib.util.spec_from_file_location(name, target)
         ext = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(ext)
-        self.index_impl = f"cuda-extension (csrc/vertical_slash_index.cu built with nvcc directly in {self.build_dir}; no ninja)"
+        self.index_impl = f"cuda-extension (csrc/vertical_slash_index.cu built with c++/nvcc directly in {self.build_dir}; no ninja)"
         return ext
 
     # -- synthetic package for the verbatim files --

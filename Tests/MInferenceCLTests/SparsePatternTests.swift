@@ -68,86 +68,28 @@ struct SparsePatternTests {
 
 /// Runs a layer plan with its indices kept and checks everything against PatternReference.
 struct SparseCheck {
+    let verification: LayerVerification
     let problem: AttentionProblem
     let plan: LayerPlan
-    let reference: ReferenceAttention
-    let output: Tensor
-    let report: LayerResult
 
     init(engine: AttentionEngine, problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor, plan: LayerPlan,
          estimation: DeviceProfile.EstimationBackend) throws {
         self.problem = problem
         self.plan = plan
-        reference = ReferenceAttention(problem: problem, q: q, k: k, v: v)
         let context = engine.context
         let dq = try DeviceTensor(context: context, copying: q), dk = try DeviceTensor(context: context, copying: k)
         let dv = try DeviceTensor(context: context, copying: v)
         let out = try DeviceTensor(context: context, shape: q.shape, dtype: problem.outputDType)
         try out.poison()
-        report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan,
-                                options: SparseOptions(denseFallback: .never, collectIndices: true, estimation: estimation))
-        output = try out.download()
+        let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan,
+                                    options: SparseOptions(denseFallback: .never, collectIndices: true, estimation: estimation))
+        verification = LayerVerification(reference: ReferenceAttention(problem: problem, q: q, k: k, v: v), plan: plan,
+                                         output: try out.download(), report: report,
+                                         rows: sampledRows(problem: problem, limit: 160))
     }
 
-    /// The covered keys of every (flattened head, query), from the reference's own selection.
     func verify() throws {
-        let n = problem.queryLength
-        #expect(allFinite(output), "unwritten or non-finite outputs: \(problem)")
-        var covered: [Int: (Int) -> [Int]] = [:]
-        for index in report.indices.verticalSlash {
-            guard case .verticalSlash(let v, let s) = plan.heads[index.head % problem.headsQ] else { Issue.record("wrong head kind"); continue }
-            let expected = PatternReference.verticalSlashEstimate(reference: reference, head: index.head, vertical: v, slash: s)
-            #expect(agreeUpToTies(index.verticals.map(Int.init), expected.verticals, scores: expected.columnScores),
-                    "head \(index.head) verticals differ beyond ties: \(Self.difference(index.verticals.map(Int.init), expected.verticals))")
-            #expect(agreeUpToTies(index.slashOffsets.map(Int.init), expected.slashOffsets, scores: expected.diagonalScores),
-                    "head \(index.head) slashes differ beyond ties: \(Self.difference(index.slashOffsets.map(Int.init), expected.slashOffsets))")
-            #expect(index.slashOffsets == index.slashOffsets.sorted(by: >), "slash offsets must be descending")
-            // The block form must be exactly the reference conversion of the device's own selection.
-            let converted = PatternReference.verticalSlashIndex(verticals: index.verticals.map(Int.init),
-                                                                slashOffsets: index.slashOffsets.map(Int.init), length: n)
-            let device = VerticalSlashIndex(blockCount: index.blockCount, blockOffset: index.blockOffset, columnCount: index.columnCount,
-                                            columnIndex: index.columnIndex, rowBlocks: index.rowBlocks, nnzS: index.nnzS, nnzV: index.nnzV)
-            #expect(device.firstDifference(from: converted) == nil, "head \(index.head): \(device.firstDifference(from: converted) ?? "")")
-            covered[index.head] = { PatternReference.coveredKeys(index: converted, query: $0) }
-        }
-        for index in report.indices.blockSparse {
-            guard case .blockSparse(let blocks) = plan.heads[index.head % problem.headsQ] else { Issue.record("wrong head kind"); continue }
-            let expected = PatternReference.blockSparseSelection(reference: reference, head: index.head, blocks: blocks)
-            let scores = PatternReference.blockScores(reference: reference, head: index.head)
-            let selected = index.selected.map { $0.map(Int.init) }
-            #expect(selected.count == expected.count, "head \(index.head): \(selected.count) query blocks, reference \(expected.count)")
-            for (m, (got, want)) in zip(selected, expected).enumerated() {
-                #expect(agreeUpToTies(got, want, scores: Array(scores[m].prefix(m + 1))),
-                        "head \(index.head) query block \(m): \(Self.difference(got, want))")
-            }
-            covered[index.head] = { PatternReference.coveredKeys(blockSelection: selected, query: $0, length: n) }
-        }
-        for head in 0..<(problem.batch * problem.headsQ) where covered[head] == nil {
-            switch plan.heads[head % problem.headsQ] {
-            case .aShape(let sink, let window): covered[head] = { PatternReference.coveredKeys(aShapeSink: sink, window: window, query: $0) }
-            case .dense: covered[head] = { Array(0...$0) }
-            default: Issue.record("head \(head): no indices were collected")
-            }
-        }
-        let metrics = compare(output: output, reference: reference, rows: sampledRows(problem: problem, limit: 160)) { head, query in
-            covered[head]?(query)
-        }
-        #expect(metrics.nonFinite == 0 && metrics.relativeL2 <= Tolerance.relativeL2(problem.outputDType), "\(problem) \(plan): \(metrics)")
-    }
-
-    /// Equal sets, or sets that differ only in entries whose scores tie (within float32 noise)
-    /// with the k-th largest score.
-    func agreeUpToTies(_ got: [Int], _ want: [Int], scores: [Double]) -> Bool {
-        guard got.count == want.count else { return false }
-        let a = Set(got), b = Set(want)
-        if a == b { return true }
-        let threshold = want.map { scores[$0] }.min() ?? 0
-        let scale = max(1e-12, scores.filter(\.isFinite).map(abs).max() ?? 1)
-        return a.symmetricDifference(b).allSatisfy { abs(scores[$0] - threshold) <= 1e-5 * scale }
-    }
-
-    static func difference(_ got: [Int], _ want: [Int]) -> String {
-        let a = Set(got), b = Set(want)
-        return "device-only \(a.subtracting(b).sorted().prefix(8)), reference-only \(b.subtracting(a).sorted().prefix(8))"
+        #expect(verification.passed, "\(problem) \(plan):\n\(verification.problems.joined(separator: "\n"))")
+        #expect(verification.metrics.count > 0)
     }
 }

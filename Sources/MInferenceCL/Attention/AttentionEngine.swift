@@ -9,12 +9,18 @@ public final class AttentionEngine: Sendable {
     let tuningOverride: String?
     let logger: Logger
 
-    public init(context: ComputeContext, tuning: TuningTable = .standard) {
+    /// `tuningOverride` (default: `MINFERENCECL_TUNING`) forces table choices, e.g.
+    /// `path=portable` or `query_tile=64,key_tile=16`.
+    public init(context: ComputeContext, tuning: TuningTable = .standard,
+                tuningOverride: String? = ProcessInfo.processInfo.environment["MINFERENCECL_TUNING"]) {
         self.context = context
         self.tuning = tuning
-        self.tuningOverride = ProcessInfo.processInfo.environment["MINFERENCECL_TUNING"]
+        self.tuningOverride = tuningOverride
         self.logger = context.logger
     }
+
+    /// The kernel configuration this engine uses for `problem` (tuning table row, device limits).
+    public func kernelConfig(for problem: AttentionProblem) -> KernelConfig { config(for: problem) }
 
     func config(for problem: AttentionProblem) -> KernelConfig {
         tuning.config(for: context.device.info, dtype: problem.inputDType, headDim: problem.headDim, override: tuningOverride,

@@ -9,36 +9,65 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var path: Path
-    /// Query rows per work-group (portable: one work-item each; NVIDIA: 16 per warp).
+    /// Query rows per work-group (portable: one work-item each; NVIDIA: 16 * mTiles per warp).
     public var queryTile: Int
     /// Portable path: keys staged in local memory per step (divides 64).
     public var keyTile: Int
+    /// NVIDIA path: 16-row m-tiles per warp (1 or 2).
+    public var mTiles: Int
+    /// NVIDIA path: keys per pipeline step (32 or 64).
+    public var keysPerStep: Int
+    /// NVIDIA path: re-read Q fragments from shared memory instead of holding them in registers.
+    public var queryInShared: Bool
+    /// NVIDIA path: K/V pipeline stages (2: the next step loads while this one computes).
+    public var stages: Int
+    /// NVIDIA path: m-tiles per warp of the sparse kernels, whose work-groups are 64 rows
+    /// (1: 4 warps, 2: 2 warps).
+    public var sparseMTiles: Int
 
-    public init(path: Path, queryTile: Int, keyTile: Int = 32) {
+    public init(path: Path, queryTile: Int, keyTile: Int = 32, mTiles: Int = 1, keysPerStep: Int = 64,
+                queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
+        self.mTiles = mTiles
+        self.keysPerStep = keysPerStep
+        self.queryInShared = queryInShared
+        self.stages = stages
+        self.sparseMTiles = sparseMTiles
     }
 
+    /// Warps per work-group on the NVIDIA path.
+    var warps: Int { max(1, queryTile / (16 * mTiles)) }
+
     /// Work-items per work-group.
-    public var threads: Int { path == .nvidiaMMA ? 2 * queryTile : queryTile }
+    public var threads: Int { path == .nvidiaMMA ? 32 * warps : queryTile }
 
     public var description: String {
-        path == .nvidiaMMA ? "\(path.rawValue) rows=\(queryTile) warps=\(queryTile / 16)"
-            : "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
+        switch path {
+        case .nvidiaMMA:
+            "\(path.rawValue) rows=\(queryTile) warps=\(warps) m_tiles=\(mTiles) kv=\(keysPerStep) stages=\(stages)\(queryInShared ? " q_smem" : "")"
+        case .portable: "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
+        }
     }
 
     /// The configuration of the sparse kernels: upstream's index lists are per 64 queries.
     var sparse: KernelConfig {
         var c = self
         c.queryTile = 64
+        c.mTiles = sparseMTiles
         return c
     }
 
-    /// Local memory of the portable attention kernels (K and V tiles in fp32 + key positions).
+    /// Local memory the attention kernels use.
     func localMemoryBytes(headDim: Int) -> Int {
-        path == .nvidiaMMA ? max(queryTile * headDim * 2, 2 * 64 * headDim * 2) + 2 * 64 * 4
-            : 2 * keyTile * headDim * 4 + keyTile * 4
+        switch path {
+        case .nvidiaMMA:
+            let q = queryTile * headDim * 2, kv = 2 * stages * keysPerStep * headDim * 2
+            return (queryInShared ? q + kv : max(q, kv)) + 2 * keysPerStep * 4
+        case .portable:
+            return 2 * keyTile * headDim * 4 + keyTile * 4
+        }
     }
 
     /// The `-D` values this configuration adds to an attention program.
@@ -51,7 +80,11 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             d["KEY_TILE"] = "\(keyTile)"
         case .nvidiaMMA:
             d["NV_MMA"] = "1"
-            d["MMA_WARPS"] = "\(queryTile / 16)"
+            d["MMA_WARPS"] = "\(warps)"
+            d["MMA_M_TILES"] = "\(mTiles)"
+            d["MMA_KV"] = "\(keysPerStep)"
+            d["MMA_Q_IN_SMEM"] = queryInShared ? "1" : "0"
+            d["MMA_STAGES"] = "\(stages)"
         }
         return d
     }
@@ -62,5 +95,26 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     static func nvidiaMMAApplies(device: DeviceInfo, dtype: DType, headDim: Int) -> Bool {
         guard device.isNVIDIA, let cc = device.nvidiaComputeCapability, cc.major >= 8 else { return false }
         return (dtype == .f16 || dtype == .bf16) && (headDim == 64 || headDim == 128)
+    }
+}
+
+extension KernelConfig {
+    /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
+    /// stages, sparse_m_tiles.
+    mutating func apply(override: String) {
+        for pair in override.split(separator: ",") {
+            let kv = pair.split(separator: "=")
+            guard kv.count == 2, let value = Int(String(kv[1]).trimmingSpaces()), value >= 0 else { continue }
+            switch String(kv[0]).trimmingSpaces() {
+            case "query_tile" where value > 0: queryTile = value
+            case "key_tile" where value > 0: keyTile = min(value, 64)
+            case "m_tiles" where value == 1 || value == 2: mTiles = value
+            case "kv" where value == 32 || value == 64: keysPerStep = value
+            case "q_smem": queryInShared = value != 0
+            case "stages" where value == 1 || value == 2: stages = value
+            case "sparse_m_tiles" where value == 1 || value == 2: sparseMTiles = value
+            default: continue
+            }
+        }
     }
 }

@@ -60,18 +60,3 @@ public struct TuningTable: Sendable {
         return config
     }
 }
-
-extension KernelConfig {
-    /// Applies `key=value` pairs (query_tile, key_tile) from an override string.
-    mutating func apply(override: String) {
-        for pair in override.split(separator: ",") {
-            let kv = pair.split(separator: "=")
-            guard kv.count == 2, let value = Int(String(kv[1]).trimmingSpaces()), value > 0 else { continue }
-            switch String(kv[0]).trimmingSpaces() {
-            case "query_tile": queryTile = value
-            case "key_tile": keyTile = min(value, 64)
-            default: continue
-            }
-        }
-    }
-}

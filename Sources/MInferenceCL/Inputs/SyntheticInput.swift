@@ -15,6 +15,15 @@ public struct SyntheticInput: Sendable, Hashable {
 
     public init(seed: UInt64 = 1) { self.seed = seed }
 
+    /// Plain random inputs through the same generator: no shared direction, no vertical columns
+    /// (q and k are RoPE-rotated N(0, 1) noise).
+    public static func random(seed: UInt64) -> SyntheticInput {
+        var input = SyntheticInput(seed: seed)
+        input.localLogit = 0
+        input.verticalLogit = 0
+        return input
+    }
+
     /// Generates q `[B*Hq, n, d]`, k and v `[B*Hkv, n, d]` on the device.
     public func generate(context: ComputeContext, problem: AttentionProblem) throws -> (q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) {
         let d = problem.headDim

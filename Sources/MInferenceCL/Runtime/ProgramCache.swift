@@ -1,4 +1,5 @@
 import COpenCL
+import FoundationEssentials
 import Logging
 import Synchronization
 
@@ -8,16 +9,22 @@ final class ProgramCache: Sendable {
     private let programs = Mutex<[ProgramKey: Program]>([:])
     let diskCache: DiskProgramCache?
     let logger: Logger
+    /// Compiler flags added to every build (`MINFERENCECL_BUILD_FLAGS`, e.g. `-cl-nv-verbose` for
+    /// ptxas register reports in the build log, logged at debug level).
+    let extraFlags: [String]
 
     init(diskCache: DiskProgramCache?, logger: Logger) {
         self.diskCache = diskCache
         self.logger = logger
+        self.extraFlags = (ProcessInfo.processInfo.environment["MINFERENCECL_BUILD_FLAGS"] ?? "").split(separator: " ").map(String.init)
     }
 
     func removeAll() { programs.withLock { $0.removeAll() } }
 
     func program(source: KernelSource, options: BuildOptions, context: ComputeContext) throws -> Program {
         let info = context.device.info
+        var options = options
+        options.flags += extraFlags
         let key = ProgramKey(file: source.file, sourceHash: source.hash, options: options.commandLine,
                              deviceName: info.name, driverVersion: info.driverVersion)
         return try programs.withLock { cache in

@@ -47,6 +47,12 @@ public struct Tensor: Sendable, Equatable {
         }
     }
 
+    /// The same elements under another shape with the same element count.
+    public func reshaped(_ shape: [Int]) -> Tensor {
+        precondition(shape.reduce(1, *) == elementCount, "cannot reshape \(self.shape) to \(shape)")
+        return Tensor(shape: shape, dtype: dtype, bytes: bytes)
+    }
+
     /// The same values stored as `dtype`.
     public func converted(to dtype: DType) -> Tensor {
         dtype == self.dtype ? self : Tensor(shape: shape, dtype: dtype, values: floats())

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Copies the MInference files the baselines need, verbatim, from a clone (or bare git directory) of
+# github.com/microsoft/MInference into .baseline/minference (git-ignored; never commit it).
+#
+#   bash Benchmarks/baselines/prepare_baseline.sh /path/to/MInference[.git] [commit]
+#
+# The commit defaults to fb56c917f618e8645f1cfc37535afd7424d78f0d (2025-08-11), the one
+# shared/reference/MINFERENCE.md specifies; the sha256 sums below are those of its files.
+set -euo pipefail
+src=${1:?usage: prepare_baseline.sh GIT_DIR_OR_CLONE [COMMIT]}
+commit=${2:-fb56c917f618e8645f1cfc37535afd7424d78f0d}
+root=$(git rev-parse --show-toplevel)
+dest="$root/.baseline/minference"
+if [ -d "$src/.git" ]; then gitdir="$src/.git"; else gitdir="$src"; fi
+git --git-dir="$gitdir" cat-file -e "$commit^{commit}"
+git -C "$root" check-ignore -q .baseline/minference || { echo "error: .baseline/ is not git-ignored" >&2; exit 1; }
+rm -rf "$dest"
+mkdir -p "$dest"
+files=(
+  minference/ops/pit_sparse_flash_attention_v2.py
+  minference/ops/block_sparse_flash_attention.py
+  minference/ops/streaming_kernel.py
+  minference/modules/minference_forward.py
+  csrc/vertical_slash_index.cu
+  csrc/kernels.cpp
+  LICENSE
+)
+for f in "${files[@]}"; do
+  mkdir -p "$dest/$(dirname "$f")"
+  git --git-dir="$gitdir" show "$commit:$f" > "$dest/$f"
+done
+git --git-dir="$gitdir" rev-parse "$commit^{commit}" > "$dest/COMMIT"
+if [ "$commit" = fb56c917f618e8645f1cfc37535afd7424d78f0d ]; then
+  (cd "$dest" && sha256sum -c --quiet) <<'EOF'
+a0cf64aadefb74857e291d1aa82f9f163b14ec277759ac4ae2a0c9d050292490  minference/ops/pit_sparse_flash_attention_v2.py
+a8c315fa34ebf0e501d108a2b1f5a5df814a9224509d3bdd1eee9d4f688778d9  minference/ops/block_sparse_flash_attention.py
+ce7830742aa6ad95a39ed68f57450719091eb77f0341ce5cb50715368747e4fd  minference/ops/streaming_kernel.py
+b368e765fcc2021591f7cdf970e4e1a71731ed66f19e97023a13b70a02e6edc2  minference/modules/minference_forward.py
+a22b3e8771639132fc932209a7b8f43202e62c20a7e6e4f9ed4c914d48c9645b  csrc/vertical_slash_index.cu
+b4cb7a1a25a4e23b4c52d76fd76385879020a032de640be9ac3cbc521ac7b597  csrc/kernels.cpp
+c2cfccb812fe482101a8f04597dfc5a9991a6b2748266c47ac91b6a5aae15383  LICENSE
+EOF
+fi
+echo "copied ${#files[@]} files of MInference $(cat "$dest/COMMIT") into $dest"

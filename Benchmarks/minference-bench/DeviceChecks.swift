@@ -1,0 +1,95 @@
+import MInferenceCL
+
+/// The correctness cases run on a device (check and tune) and how one is verified.
+struct DeviceChecks {
+    var real: [String]
+    var rows: Int
+
+    struct Case {
+        var name: String
+        var problem: AttentionProblem
+        var plan: LayerPlan?
+        var structured: Bool = false
+    }
+
+    func cases(quick: Bool) throws -> [Case] {
+        func p(_ hq: Int, _ hkv: Int, _ nq: Int, _ nk: Int, _ d: Int, _ t: DType, causal: Bool = true, out: DType? = nil, batch: Int = 1) throws -> AttentionProblem {
+            try AttentionProblem(batch: batch, headsQ: hq, headsKV: hkv, queryLength: nq, keyLength: nk, headDim: d, inputDType: t,
+                                 outputDType: out, causal: causal)
+        }
+        var list: [Case] = [
+            Case(name: "dense", problem: try p(32, 8, 4099, 4099, 128, .f16)),
+            Case(name: "dense", problem: try p(8, 2, 1000, 1000, 128, .bf16)),
+            Case(name: "dense", problem: try p(9, 3, 777, 777, 64, .f16)),
+            Case(name: "dense", problem: try p(4, 1, 513, 513, 128, .f32)),
+            Case(name: "dense", problem: try p(4, 2, 65, 65, 64, .f16, batch: 2)),
+            Case(name: "dense", problem: try p(2, 1, 1, 1, 128, .f16)),
+            Case(name: "dense non-causal", problem: try p(8, 2, 300, 700, 128, .f16, causal: false)),
+            Case(name: "dense Nq<Nk", problem: try p(8, 2, 63, 1000, 64, .bf16)),
+            Case(name: "dense Nq>Nk", problem: try p(2, 1, 100, 40, 128, .f16)),
+            Case(name: "dense f16->f32", problem: try p(4, 1, 200, 200, 128, .f16, out: .f32)),
+            Case(name: "dense d96", problem: try p(4, 2, 300, 300, 96, .f16)),
+        ]
+        let sparse: [(String, HeadPattern)] = [
+            ("a-shape", .aShape(sink: 64, window: 512)),
+            ("vertical-slash", .verticalSlash(vertical: 200, slash: 400)),
+            ("block-sparse", .blockSparse(blocks: 12)),
+        ]
+        for (name, pattern) in sparse {
+            for dtype in [DType.f16, .bf16] {
+                for structured in [false, true] {
+                    list.append(Case(name: name + (structured ? " structured" : " random"), problem: try p(32, 8, 4099, 4099, 128, dtype),
+                                     plan: .uniform(pattern, heads: 32), structured: structured))
+                }
+            }
+            list.append(Case(name: name + " d64", problem: try p(9, 3, 1000, 1000, 64, .f16), plan: .uniform(pattern, heads: 9)))
+            list.append(Case(name: name + " f32", problem: try p(4, 1, 700, 700, 128, .f32), plan: .uniform(pattern, heads: 4)))
+        }
+        let mixed = LayerPlan(heads: (0..<32).map { h in
+            [HeadPattern.dense, .aShape(sink: 32, window: 256), .verticalSlash(vertical: 100, slash: 300), .blockSparse(blocks: 8)][h % 4]
+        })
+        list.append(Case(name: "mixed layer", problem: try p(32, 8, 2049, 2049, 128, .f16), plan: mixed, structured: true))
+        return quick ? Array(list.prefix(4)) : list
+    }
+
+    func check(_ c: Case, engine: AttentionEngine) throws -> LayerVerification {
+        let context = engine.context
+        let problem = c.problem
+        let q: Tensor, k: Tensor, v: Tensor
+        if c.name.hasPrefix("real ") {
+            let folder = real.first { c.name.hasSuffix($0.split(separator: "/").suffix(2).joined(separator: "/")) }!
+            q = try NPYFile.read(folder + "/q.npy"); k = try NPYFile.read(folder + "/k.npy"); v = try NPYFile.read(folder + "/v.npy")
+        } else if c.structured {
+            let generated = try SyntheticInput(seed: 5).generate(context: context, problem: problem)
+            q = try generated.q.download().reshaped(problem.queryShape)
+            k = try generated.k.download().reshaped(problem.keyShape)
+            v = try generated.v.download().reshaped(problem.keyShape)
+        } else {
+            var random = SeededRandom(seed: UInt64(problem.queryLength * 977 + problem.headDim))
+            q = Tensor(shape: problem.queryShape, dtype: problem.inputDType, values: random.normals(problem.queryShape.reduce(1, *)))
+            k = Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
+            v = Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
+        }
+        let dq = try DeviceTensor(context: context, copying: q), dk = try DeviceTensor(context: context, copying: k)
+        let dv = try DeviceTensor(context: context, copying: v)
+        let out = try DeviceTensor(context: context, shape: problem.queryShape, dtype: problem.outputDType)
+        try out.poison()
+        let plan = c.plan ?? .uniform(.dense, heads: problem.headsQ)
+        let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan,
+                                    options: SparseOptions(denseFallback: .never, collectIndices: true))
+        let output = try out.download()
+        let reference = ReferenceAttention(problem: problem, q: q, k: k, v: v)
+        var verification = LayerVerification(reference: reference, plan: plan, output: output, report: report,
+                                             rows: Self.rows(problem: problem, count: rows))
+        if output.floats().contains(where: { !$0.isFinite }) { verification.problems.append("output holds unwritten or non-finite values") }
+        return verification
+    }
+
+    static func rows(problem: AttentionProblem, count: Int) -> [(head: Int, query: Int)] {
+        var random = SeededRandom(seed: 99)
+        let heads = problem.batch * problem.headsQ, n = problem.queryLength
+        var rows = [(0, 0), (heads - 1, n - 1), (heads / 2, min(n - 1, 64)), (0, n - 1)]
+        while rows.count < count { rows.append((Int.random(in: 0..<heads, using: &random), Int.random(in: 0..<n, using: &random))) }
+        return rows
+    }
+}

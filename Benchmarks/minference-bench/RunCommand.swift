@@ -1,0 +1,111 @@
+import ArgumentParser
+import MInferenceCL
+
+/// `minference-bench run`: the workload (default: the Llama-3-8B layer, Hq=32, Hkv=8,
+/// d=128, fp16, causal) for dense and each sparse pattern on structured and random inputs;
+/// medians of profiled device time; a table on stdout and the JSON results file.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Time dense and sparse attention on the workload.")
+
+    @OptionGroup var deviceOptions: BenchDeviceOptions
+    @Option(name: .long, parsing: .upToNextOption, help: "Sequence lengths of the whole-layer runs.")
+    var lengths: [Int] = [8192, 16384, 32768, 65536, 131072, 262144]
+    @Option(name: .long, parsing: .upToNextOption, help: "Lengths run with one query head and its KV head (reported per head and x32; 0: none).")
+    var oneHeadLengths: [Int] = [1_048_576]
+    @Option(name: .long) var heads: Int = 32
+    @Option(name: .long) var kvHeads: Int = 8
+    @Option(name: .long) var headDim: Int = 128
+    @Option(name: .long) var dtype: String = "f16"
+    @Option(name: .long, parsing: .upToNextOption, help: "dense, vertical-slash, a-shape, block-sparse.")
+    var patterns: [String] = ["dense", "vertical-slash", "a-shape", "block-sparse"]
+    @Option(name: .long, parsing: .upToNextOption, help: "structured and/or random.")
+    var inputs: [String] = ["structured", "random"]
+    @Option(name: .long) var warmup: Int = 1
+    @Option(name: .long) var repeats: Int = 5
+    @Option(name: .long, help: "Skip dense runs above this length (they dominate the time).")
+    var denseMaxLength: Int = Int.max
+    @Option(name: .long, help: "JSON written by Benchmarks/baselines/baseline.py in the same device call.")
+    var baseline: String?
+    @Option(name: .long, help: "Results file (default Benchmarks/results/<device-slug>.json).")
+    var out: String?
+    @Option(name: .long, help: "Commit of the code measured (recorded in the results).")
+    var commit: String = "unknown"
+    @Option(name: .long, help: "The exact command, as recorded in the results (default: this process's arguments).")
+    var command: String?
+
+    func run() throws {
+        let engine = try deviceOptions.engine()
+        let info = engine.context.device.info
+        guard let dtype = DType(name: dtype) else { throw ValidationError("unknown --dtype \(self.dtype)") }
+        let kinds = try patterns.map { name -> HeadPattern.Kind in
+            guard let kind = HeadPattern.Kind(name: name) else { throw ValidationError("unknown pattern \(name)") }
+            return kind
+        }
+        let baselines = try BaselineRuns(path: baseline)
+        let measure = Measurement(warmup: warmup, repeats: repeats)
+        let configProblem = try AttentionProblem(headsQ: heads, headsKV: kvHeads, queryLength: 4096, keyLength: 4096, headDim: headDim, inputDType: dtype)
+        let path = engine.kernelConfig(for: configProblem)
+        print("device: \(info.name) (\(info.platformName), driver \(info.driverVersion)); dense path \(path)")
+        var results = ResultsFile(device: info.name, driver: info.driverVersion, commit: commit, date: BenchEnvironment.today,
+                                  command: command ?? CommandLine.arguments.joined(separator: " "), path: path.description, runs: [])
+        var table: [[String]] = []
+        let jobs = lengths.filter { $0 > 0 }.map { ($0, heads, kvHeads, false) } + oneHeadLengths.filter { $0 > 0 }.map { ($0, 1, 1, true) }
+        for (n, hq, hkv, perHead) in jobs {
+            let problem = try AttentionProblem(headsQ: hq, headsKV: hkv, queryLength: n, keyLength: n, headDim: headDim, inputDType: dtype)
+            for input in inputs {
+                let generator = input == "random" ? SyntheticInput.random(seed: 3) : SyntheticInput(seed: 3)
+                let (q, k, v) = try generator.generate(context: engine.context, problem: problem)
+                let output = try DeviceTensor(context: engine.context, shape: problem.queryShape, dtype: dtype)
+                var denseMs: Double?
+                for kind in kinds {
+                    if kind == .dense && (n > denseMaxLength || input == "random" && inputs.contains("structured")) { continue }
+                    Terminal.progress("N=\(n) Hq=\(hq) \(input) \(kind.rawValue)...")
+                    let plan = LayerPlan.uniform(Self.pattern(kind), heads: hq)
+                    var density = 1.0
+                    let timing = try measure.median {
+                        let report = try engine.run(problem: problem, q: q, k: k, v: v, output: output, plan: plan,
+                                                    options: SparseOptions(denseFallback: .never))
+                        density = report.density(of: kind) ?? 0
+                        return report.totalTiming
+                    }
+                    if kind == .dense { denseMs = timing.total }
+                    let pairs = density * problem.densePairs * Double(hq)
+                    let tflops = 4 * Double(headDim) * pairs / (timing.total * 1e9)
+                    let matched = baselines.matches(kind: kind, n: n, heads: hq)
+                    let name = "\(kind.rawValue)-\(Self.label(n))" + (perHead ? "-1head" : "") + "-\(input)"
+                    let run = ResultsFile.Run(
+                        name: name, pattern: kind.rawValue, N: n, Hq: hq, Hkv: hkv, d: headDim, dtype: dtype.rawValue, causal: true,
+                        ms: timing.total, tflops: tflops, density: density,
+                        baseline: matched.first?.name, baseline_ms: matched.first?.ms, speedup: matched.first.map { $0.ms / timing.total },
+                        input: input,
+                        phases: Dictionary(uniqueKeysWithValues: timing.phases.map { ($0.key.rawValue, $0.value) }),
+                        spread: timing.spread, per_head: perHead, ms_x32: perHead ? timing.total * 32 : nil,
+                        other_baselines: Dictionary(matched.dropFirst().map { ($0.name, $0.ms) }, uniquingKeysWith: { a, _ in a }),
+                        speedup_vs_dense: kind == .dense ? nil : denseMs.map { $0 / timing.total })
+                    results.runs.append(run)
+                    table.append([name, Format.fixed(timing.total, 3), Format.fixed(timing.phases[.estimation] ?? 0, 3),
+                                  Format.fixed(timing.phases[.indices] ?? 0, 3), Format.fixed(timing.phases[.kernel] ?? 0, 3),
+                                  Format.fixed(tflops, 1), Format.fixed(100 * density, 1) + "%",
+                                  run.speedup_vs_dense.map { Format.fixed($0, 2) + "x" } ?? "-",
+                                  matched.first.map { "\($0.name) \(Format.fixed($0.ms, 2)) ms = \(Format.fixed($0.ms / timing.total, 2))x" } ?? "-"])
+                }
+            }
+        }
+        Terminal.progress("done", done: true)
+        print(Table(header: ["run", "ms", "estimate", "indices", "kernel", "TFLOP/s", "density", "vs dense", "baseline"], rows: table).render())
+        let file = out ?? "Benchmarks/results/\(ResultsFile.slug(info.name)).json"
+        try results.write(to: file)
+        print("wrote \(file)")
+    }
+
+    static func pattern(_ kind: HeadPattern.Kind) -> HeadPattern {
+        switch kind {
+        case .dense: .dense
+        case .aShape: .aShape(sink: 128, window: 3968)
+        case .verticalSlash: .defaultVerticalSlash
+        case .blockSparse: .defaultBlockSparse
+        }
+    }
+
+    static func label(_ n: Int) -> String { n >= 1 << 20 && n % (1 << 20) == 0 ? "\(n >> 20)M" : n % 1024 == 0 ? "\(n / 1024)K" : "\(n)" }
+}

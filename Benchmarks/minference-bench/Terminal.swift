@@ -1,0 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Progress on stderr, rewritten in place when stderr is a terminal.
+enum Terminal {
+    static func progress(_ text: String, done: Bool = false) {
+        let line = isatty(2) != 0 ? "\r\u{1B}[K" + text + (done ? "\n" : "") : (done ? text + "\n" : "")
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,97 @@
+/// Checks a layer run against the independent float64 reference (`PatternReference`,
+/// `ReferenceAttention`): each head's selected indices (up to ties within float32 noise), the
+/// block-form index lists (exactly the reference conversion of the device's selection), and the
+/// output over exactly the keys each head's kernel covers. Used by the tests and by
+/// `minference-bench check` on real devices.
+public struct LayerVerification: Sendable {
+    /// Output error over the sampled rows.
+    public var metrics: ErrorMetrics
+    /// Every disagreement found, one line each; empty when the run is right.
+    public var problems: [String]
+    public var passed: Bool { problems.isEmpty }
+
+    /// `report` must come from a run with `SparseOptions.collectIndices` on.
+    public init(reference: ReferenceAttention, plan: LayerPlan, output: Tensor, report: LayerResult,
+                rows: [(head: Int, query: Int)]) {
+        let problem = reference.problem
+        let n = problem.queryLength
+        var problems: [String] = []
+        var covered: [Int: (Int) -> [Int]] = [:]
+        for index in report.indices.verticalSlash {
+            guard case .verticalSlash(let v, let s) = report.executed[index.head % problem.headsQ] else {
+                problems.append("head \(index.head): vertical-slash indices for a head that ran \(report.executed[index.head % problem.headsQ])")
+                continue
+            }
+            let expected = PatternReference.verticalSlashEstimate(reference: reference, head: index.head, vertical: v, slash: s)
+            let verticals = index.verticals.map(Int.init), offsets = index.slashOffsets.map(Int.init)
+            if !Self.agreeUpToTies(verticals, expected.verticals, scores: expected.columnScores) {
+                problems.append("head \(index.head): verticals differ beyond ties: \(Self.difference(verticals, expected.verticals))")
+            }
+            if !Self.agreeUpToTies(offsets, expected.slashOffsets, scores: expected.diagonalScores) {
+                problems.append("head \(index.head): slash offsets differ beyond ties: \(Self.difference(offsets, expected.slashOffsets))")
+            }
+            if offsets != offsets.sorted(by: >) { problems.append("head \(index.head): slash offsets are not descending") }
+            if verticals != verticals.sorted() { problems.append("head \(index.head): verticals are not ascending") }
+            let converted = PatternReference.verticalSlashIndex(verticals: verticals, slashOffsets: offsets, length: n)
+            let device = VerticalSlashIndex(blockCount: index.blockCount, blockOffset: index.blockOffset, columnCount: index.columnCount,
+                                            columnIndex: index.columnIndex, rowBlocks: index.rowBlocks, nnzS: index.nnzS, nnzV: index.nnzV)
+            if let difference = device.firstDifference(from: converted) {
+                problems.append("head \(index.head): block index differs from the reference conversion: \(difference)")
+            }
+            covered[index.head] = { PatternReference.coveredKeys(index: converted, query: $0) }
+        }
+        for index in report.indices.blockSparse {
+            guard case .blockSparse(let blocks) = report.executed[index.head % problem.headsQ] else {
+                problems.append("head \(index.head): block-sparse indices for a head that ran \(report.executed[index.head % problem.headsQ])")
+                continue
+            }
+            let expected = PatternReference.blockSparseSelection(reference: reference, head: index.head, blocks: blocks)
+            let scores = PatternReference.blockScores(reference: reference, head: index.head)
+            let selected = index.selected.map { $0.map(Int.init) }
+            if selected.count != expected.count {
+                problems.append("head \(index.head): \(selected.count) query blocks, the reference has \(expected.count)")
+            }
+            for (m, (got, want)) in zip(selected, expected).enumerated()
+            where !Self.agreeUpToTies(got, want, scores: Array(scores[m].prefix(m + 1))) {
+                problems.append("head \(index.head) query block \(m): \(Self.difference(got, want))")
+            }
+            covered[index.head] = { PatternReference.coveredKeys(blockSelection: selected, query: $0, length: n) }
+        }
+        for head in 0..<(problem.batch * problem.headsQ) where covered[head] == nil {
+            switch report.executed[head % problem.headsQ] {
+            case .aShape(let sink, let window): covered[head] = { PatternReference.coveredKeys(aShapeSink: sink, window: window, query: $0) }
+            case .dense: covered[head] = { Array(reference.denseKeys(query: $0)) }
+            default: problems.append("head \(head): no indices were collected")
+            }
+        }
+        var metrics = ErrorMetrics()
+        let values = output.floats()
+        let d = problem.headDim
+        for (h, i) in rows {
+            let base = (h * n + i) * d
+            metrics.add(output: values[base..<base + d], reference: reference.output(head: h, query: i, keys: covered[h]?(i)))
+        }
+        if metrics.nonFinite > 0 || !(metrics.relativeL2 <= Tolerance.relativeL2(problem.outputDType)) {
+            problems.append("output: \(metrics) (tolerance \(Tolerance.relativeL2(problem.outputDType)))")
+        }
+        self.metrics = metrics
+        self.problems = problems
+    }
+
+    /// Equal sets, or sets that differ only in entries whose reference scores tie (within float32
+    /// noise) with the k-th largest score.
+    public static func agreeUpToTies(_ got: [Int], _ want: [Int], scores: [Double]) -> Bool {
+        guard got.count == want.count else { return false }
+        let a = Set(got), b = Set(want)
+        if a == b { return true }
+        guard a.union(b).allSatisfy({ $0 >= 0 && $0 < scores.count }) else { return false }
+        let threshold = want.map { scores[$0] }.min() ?? 0
+        let scale = max(1e-12, scores.filter(\.isFinite).map(abs).max() ?? 1)
+        return a.symmetricDifference(b).allSatisfy { abs(scores[$0] - threshold) <= 1e-5 * scale }
+    }
+
+    static func difference(_ got: [Int], _ want: [Int]) -> String {
+        let a = Set(got), b = Set(want)
+        return "device-only \(Array(a.subtracting(b).sorted().prefix(8))), reference-only \(Array(b.subtracting(a).sorted().prefix(8)))"
+    }
+}
