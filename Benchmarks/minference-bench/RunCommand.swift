@@ -28,6 +28,8 @@ struct RunCommand: ParsableCommand {
     var baseline: String?
     @Option(name: .long, help: "Results file (default Benchmarks/results/<device-slug>.json).")
     var out: String?
+    @Option(name: .long, help: "Estimation products of the sparse patterns: clblast or fused (default: the device profile's).")
+    var estimation: String?
     @Option(name: .long, help: "Commit of the code measured (recorded in the results).")
     var commit: String = "unknown"
     @Option(name: .long, help: "The exact command, as recorded in the results (default: this process's arguments).")
@@ -42,6 +44,10 @@ struct RunCommand: ParsableCommand {
             return kind
         }
         let baselines = try BaselineRuns(path: baseline)
+        let backend = try estimation.map { name -> DeviceProfile.EstimationBackend in
+            guard let b = DeviceProfile.EstimationBackend(rawValue: name) else { throw ValidationError("unknown --estimation \(name)") }
+            return b
+        }
         let measure = Measurement(warmup: warmup, repeats: repeats)
         let configProblem = try AttentionProblem(headsQ: heads, headsKV: kvHeads, queryLength: 4096, keyLength: 4096, headDim: headDim, inputDType: dtype)
         let path = engine.kernelConfig(for: configProblem)
@@ -64,7 +70,7 @@ struct RunCommand: ParsableCommand {
                     var density = 1.0
                     let timing = try measure.median {
                         let report = try engine.run(problem: problem, q: q, k: k, v: v, output: output, plan: plan,
-                                                    options: SparseOptions(denseFallback: .never))
+                                                    options: SparseOptions(denseFallback: .never, estimation: backend))
                         density = report.density(of: kind) ?? 0
                         return report.totalTiming
                     }

@@ -20,9 +20,16 @@ public struct TuningTable: Sendable {
 
     /// Measured rows first (most specific), defaults last.
     public static let standard = TuningTable(rows: [
-        // NVIDIA tensor cores: 8 warps x 16 rows halve K/V traffic per query against 4 warps.
-        Row(vendor: "nvidia", device: "*", maxHeadDim: 128, config: KernelConfig(path: .nvidiaMMA, queryTile: 128),
-            source: "default for NVIDIA sm_80+ (not yet measured)"),
+        // NVIDIA tensor cores, tuned on an H100 (`minference-bench tune`, 2026-11-27; numbers in
+        // Benchmarks/RESULTS.md): 4 warps x 32 rows reuse every K/V fragment twice and Q is re-read
+        // from shared memory (fragments in registers spill), two-stage 64-key K/V pipeline:
+        // 264 TFLOP/s dense causal fp16 d=128 at 64K against 228 for 8 warps x 16 rows, one stage.
+        // The sparse kernels' 64-row blocks run 4 warps x 16 rows (224 TFLOP/s A-shape at 128K;
+        // 2 warps x 32 rows measured 217).
+        Row(vendor: "nvidia", device: "*", maxHeadDim: 128,
+            config: KernelConfig(path: .nvidiaMMA, queryTile: 128, mTiles: 2, keysPerStep: 64, queryInShared: true, stages: 2,
+                                 sparseMTiles: 1),
+            source: "H100 tuning, 2026-11-27"),
         // Portable defaults: 32 staged keys keep K+V tiles at 32 KiB for d = 128; d > 128 halves
         // the tile so that local memory stays within the 48 KiB many GPUs offer.
         Row(vendor: "*", device: "*", maxHeadDim: 128, config: KernelConfig(path: .portable, queryTile: 64, keyTile: 32),
