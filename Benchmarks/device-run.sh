@@ -11,7 +11,7 @@ export MINFERENCECL_CACHE_DIR=/tmp/minference-cl-cache
 run() { bash .gpu/run "$@"; }
 case $mode in
 validate)
-  timeout 240 run minference-bench check --real .realdata/layer03 --real .realdata/layer20 > "$out/check.log" 2>&1
+  timeout 240 bash .gpu/run minference-bench check --real .realdata/layer03 --real .realdata/layer20 > "$out/check.log" 2>&1
   echo "check rc=$?"; grep -E "FAIL|checks" "$out/check.log" | tail -5
   # The CLI on the full 2048-token real layers against the float64 reference outputs.
   python3 -c "import numpy as n; [n.save(f'/tmp/{x}32.npy', n.load(f'.realdata/layer20/{x}.npy').astype('f4')) for x in 'qkv']"
@@ -24,19 +24,19 @@ validate)
   done
   run minference-cl attention --q /tmp/q32.npy --k /tmp/k32.npy --v /tmp/v32.npy --out /tmp/o32.npy > /dev/null
   python3 -c "import numpy as n; o=n.load('/tmp/o32.npy').astype('f8'); r=n.load('.realdata/layer20/o_ref.npy').astype('f8'); print('layer20 fp32 dense: rel-L2', n.linalg.norm(o-r)/n.linalg.norm(r), 'max', abs(o-r).max())"
-  timeout 120 run minference-bench thresholds --lengths 2048 4096 8192 16384 32768 65536 --repeats 3 2>&1 | tail -10
+  timeout 120 bash .gpu/run minference-bench thresholds --lengths 2048 4096 8192 16384 32768 65536 --repeats 3 2>&1 | tail -10
   for e in clblast fused; do
-    timeout 90 run minference-bench run --lengths 131072 --one-head-lengths 1048576 --patterns vertical-slash block-sparse \
+    timeout 90 bash .gpu/run minference-bench run --lengths 131072 --one-head-lengths 1048576 --patterns vertical-slash block-sparse \
       --inputs structured --repeats 3 --estimation $e --commit "$commit" --out "$out/estimation-$e.json" 2>&1 | tail -5
   done
-  MINFERENCECL_TUNING=path=portable timeout 100 run minference-bench run --lengths 4096 8192 16384 32768 --one-head-lengths 0 \
+  MINFERENCECL_TUNING=path=portable timeout 100 bash .gpu/run minference-bench run --lengths 4096 8192 16384 32768 --one-head-lengths 0 \
     --patterns dense --inputs structured --repeats 3 --commit "$commit" --out "$out/portable.json" 2>&1 | tail -6
   ;;
 benchmark)
   timeout 420 python3 Benchmarks/baselines/baseline.py --lengths 8192 16384 32768 65536 131072 262144 --one-head-lengths 1048576 \
     --warmup 1 --repeat 3 --out "$out/baselines.json" > "$out/baselines.log" 2>&1
   echo "baselines rc=$?"; tail -25 "$out/baselines.log"
-  timeout 300 run minference-bench run --baseline "$out/baselines.json" --repeats 5 --commit "$commit" \
+  timeout 300 bash .gpu/run minference-bench run --baseline "$out/baselines.json" --repeats 5 --commit "$commit" \
     --command "bash Benchmarks/device-run.sh benchmark $commit \$OUT" --out "$out/nvidia-h100-80gb-hbm3.json" > "$out/ours.log" 2>&1
   echo "ours rc=$?"; tail -40 "$out/ours.log"
   ;;

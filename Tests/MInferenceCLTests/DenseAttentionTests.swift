@@ -64,7 +64,7 @@ struct DenseAttentionTests {
         #expect(allFinite(output), "unwritten or non-finite outputs for \(problem)")
         let reference = ReferenceAttention(problem: problem, q: inputs.q, k: inputs.k, v: inputs.v)
         let metrics = compare(output: output, reference: reference, rows: sampledRows(problem: problem))
-        #expect(metrics.nonFinite == 0 && metrics.relativeL2 <= Tolerance.relativeL2(problem.outputDType),
+        #expect(metrics.nonFinite == 0 && metrics.relativeL2 <= Tolerance.relativeL2(problem),
                 "\(problem): \(metrics)")
     }
 

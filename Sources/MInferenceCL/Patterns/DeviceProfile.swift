@@ -22,6 +22,23 @@ public struct DeviceProfile: Sendable, Hashable {
     public func denseThreshold(_ kind: HeadPattern.Kind) -> Int { denseBelow[kind] ?? 0 }
 
     public static let table: [DeviceProfile] = [
+        // `minference-bench thresholds` (Hq 32, Hkv 8, d 128, fp16, default budgets, structured input)
+        // and `run --estimation clblast|fused`, 2026-11-27, commit 9ea047a; Benchmarks/RESULTS.md.
+        // A-shape beats dense from 2K, block-sparse from 16K, vertical-slash from 64K (at 32K it is
+        // 1.14x slower); CLBlast's estimation GEMMs are as fast as the fused logits at 128K and
+        // 10x faster for the block scores.
+        DeviceProfile(vendor: "nvidia", device: "H100",
+                      denseBelow: [.aShape: 2048, .verticalSlash: 65536, .blockSparse: 16384],
+                      estimation: .clblast, blockScores: .clblast,
+                      source: "H100 measured 2026-11-27"),
+        // PoCL on 2 AMD EPYC cores (Hq 4/2, Hkv 1): A-shape wins from 2K; vertical-slash never won
+        // up to 16K and block-sparse not consistently, so both fall back below 32K. The fused
+        // logits skip CLBlast's first-use compilation (tens of seconds on PoCL).
+        DeviceProfile(vendor: "*", device: "pthread",
+                      denseBelow: [.aShape: 2048, .verticalSlash: 32768, .blockSparse: 32768],
+                      estimation: .fused, blockScores: .clblast,
+                      source: "PoCL measured 2026-11-27"),
+        // Devices nobody measured: sparse patterns run as requested; CLBlast is the portable path.
         DeviceProfile(vendor: "*", device: "*",
                       denseBelow: [.aShape: 0, .verticalSlash: 0, .blockSparse: 0],
                       estimation: .clblast, blockScores: .clblast,

@@ -71,8 +71,8 @@ public struct LayerVerification: Sendable {
             let base = (h * n + i) * d
             metrics.add(output: values[base..<base + d], reference: reference.output(head: h, query: i, keys: covered[h]?(i)))
         }
-        if metrics.nonFinite > 0 || !(metrics.relativeL2 <= Tolerance.relativeL2(problem.outputDType)) {
-            problems.append("output: \(metrics) (tolerance \(Tolerance.relativeL2(problem.outputDType)))")
+        if metrics.nonFinite > 0 || !(metrics.relativeL2 <= Tolerance.relativeL2(problem)) {
+            problems.append("output: \(metrics) (tolerance \(Tolerance.relativeL2(problem)))")
         }
         self.metrics = metrics
         self.problems = problems
