@@ -211,10 +211,10 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
             load_tile_async(v_smem, vh16, keys, tid);                                            \
             cp_async_commit();                                                                   \
             float s[MMA_M_TILES][MMA_KEY_TILES][4];                                              \
-            mma_scores(s, MMA_Q_ARGUMENT, k_smem, warp, lane, scale_log2);                       \
+            mma_scores(s, MMA_Q_ARGUMENT, k_smem, warp, lane);                       \
             if (!(UNMASKED(step / MMA_STEPS_PER_TILE)))                                          \
                 mask_scores(s, keys, quad, q_pos_base, (causal), (sink), (window));              \
-            online_softmax(s, acc_o, row_max, row_sum);                                          \
+            online_softmax(s, acc_o, row_max, row_sum, scale_log2);                                          \
             if (step + 1 < step_count) { /* next step's keys, into the other slot */             \
                 for (int r = tid; r < MMA_KV; r += ATTENTION_THREADS)                            \
                     tile_keys[(step + 1) & 1][r] = MMA_STEP_KEY(KEY_OF, step + 1, r);            \
@@ -247,10 +247,10 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
                 MMA_ISSUE_STEP(KEY_OF, step + 1)                                                 \
             }                                                                                    \
             float s[MMA_M_TILES][MMA_KEY_TILES][4];                                              \
-            mma_scores(s, MMA_Q_ARGUMENT, k_smem + stage * 2 * MMA_TILE_ELEMS, warp, lane, scale_log2); \
+            mma_scores(s, MMA_Q_ARGUMENT, k_smem + stage * 2 * MMA_TILE_ELEMS, warp, lane); \
             if (!(UNMASKED(step / MMA_STEPS_PER_TILE)))                                          \
                 mask_scores(s, tile_keys[stage], quad, q_pos_base, (causal), (sink), (window));  \
-            online_softmax(s, acc_o, row_max, row_sum);                                          \
+            online_softmax(s, acc_o, row_max, row_sum, scale_log2);                                          \
             mma_pv(s, acc_o, k_smem + stage * 2 * MMA_TILE_ELEMS + MMA_TILE_ELEMS, lane);        \
         }                                                                                        \
     }
@@ -280,13 +280,14 @@ INLINE void load_q_fragment(uint* f, __local const ushort* q_smem, int warp, int
     LDSM_X4(f[0], f[1], f[2], f[3], q_smem + swizzled(r, chunk));
 }
 
-/* S = Q K^T * scale_log2 for one step; each K fragment serves every m-tile of the warp. */
+/* S = Q K^T (unscaled: the softmax folds the scale into its exp2) for one step; each K fragment
+ * serves every m-tile of the warp. */
 #if MMA_Q_IN_SMEM
 INLINE void mma_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], __local const ushort* q_smem,
-                       __local const ushort* k_smem, int warp, int lane, float scale_log2) {
+                       __local const ushort* k_smem, int warp, int lane) {
 #else
 INLINE void mma_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], uint qf[MMA_M_TILES][MMA_K_STEPS][4],
-                       __local const ushort* k_smem, int warp, int lane, float scale_log2) {
+                       __local const ushort* k_smem, int warp, int lane) {
 #endif
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
         _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
@@ -313,12 +314,6 @@ INLINE void mma_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], uint qf[MMA_M_TIL
         }
 #undef Q_FRAGMENT
     }
-    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
-        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-            s[mt][t][0] *= scale_log2; s[mt][t][1] *= scale_log2;
-            s[mt][t][2] *= scale_log2; s[mt][t][3] *= scale_log2;
-        }
-    }
 }
 
 /* -inf where a key is not visible to this thread's rows: q_pos_base + 16 mt (+ 8). */
@@ -336,9 +331,11 @@ INLINE void mask_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], __local const in
     }
 }
 
-/* Online softmax over one step: new row maxima, rescale O and the row sums, S -> P in place. */
+/* Online softmax over one step: new row maxima, rescale O and the row sums, S -> P in place.
+ * Maxima are kept unscaled (scale > 0 commutes with max); p = 2^(s * scale - m * scale) is one
+ * FMA and one ex2 per score. */
 INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
-                           float row_max[MMA_M_TILES][2], float row_sum[MMA_M_TILES][2]) {
+                           float row_max[MMA_M_TILES][2], float row_sum[MMA_M_TILES][2], float scale_log2) {
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
         float m0 = row_max[mt][0], m1 = row_max[mt][1];
         _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
@@ -348,12 +345,16 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
         m0 = quad_max(m0);
         m1 = quad_max(m1);
         /* A row that has seen nothing yet keeps max -inf; subtracting 0 instead avoids inf - inf. */
-        const float use0 = m0 == -INFINITY ? 0.0f : m0, use1 = m1 == -INFINITY ? 0.0f : m1;
-        const float alpha0 = native_exp2(row_max[mt][0] - use0), alpha1 = native_exp2(row_max[mt][1] - use1);
+        const float bias0 = m0 == -INFINITY ? 0.0f : -m0 * scale_log2;
+        const float bias1 = m1 == -INFINITY ? 0.0f : -m1 * scale_log2;
+        const float alpha0 = native_exp2(fma(row_max[mt][0], scale_log2, bias0));
+        const float alpha1 = native_exp2(fma(row_max[mt][1], scale_log2, bias1));
         float sum0 = 0.0f, sum1 = 0.0f;
         _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-            s[mt][t][0] = native_exp2(s[mt][t][0] - use0); s[mt][t][1] = native_exp2(s[mt][t][1] - use0);
-            s[mt][t][2] = native_exp2(s[mt][t][2] - use1); s[mt][t][3] = native_exp2(s[mt][t][3] - use1);
+            s[mt][t][0] = native_exp2(fma(s[mt][t][0], scale_log2, bias0));
+            s[mt][t][1] = native_exp2(fma(s[mt][t][1], scale_log2, bias0));
+            s[mt][t][2] = native_exp2(fma(s[mt][t][2], scale_log2, bias1));
+            s[mt][t][3] = native_exp2(fma(s[mt][t][3], scale_log2, bias1));
             sum0 += s[mt][t][0] + s[mt][t][1];
             sum1 += s[mt][t][2] + s[mt][t][3];
         }

@@ -20,6 +20,8 @@ struct RunCommand: ParsableCommand {
     var patterns: [String] = ["dense", "vertical-slash", "a-shape", "block-sparse"]
     @Option(name: .long, parsing: .upToNextOption, help: "structured and/or random.")
     var inputs: [String] = ["structured", "random"]
+    @Option(name: .long, help: "Seed of the generated inputs (the baseline script's --seed; both default to 1).")
+    var seed: UInt64 = 1
     @Option(name: .long) var warmup: Int = 1
     @Option(name: .long) var repeats: Int = 5
     @Option(name: .long, help: "Skip dense runs above this length (they dominate the time).")
@@ -59,7 +61,7 @@ struct RunCommand: ParsableCommand {
         for (n, hq, hkv, perHead) in jobs {
             let problem = try AttentionProblem(headsQ: hq, headsKV: hkv, queryLength: n, keyLength: n, headDim: headDim, inputDType: dtype)
             for input in inputs {
-                let generator = input == "random" ? SyntheticInput.random(seed: 3) : SyntheticInput(seed: 3)
+                let generator = input == "random" ? SyntheticInput.random(seed: seed) : SyntheticInput(seed: seed)
                 let (q, k, v) = try generator.generate(context: engine.context, problem: problem)
                 let output = try DeviceTensor(context: engine.context, shape: problem.queryShape, dtype: dtype)
                 var denseMs: Double?
