@@ -4,11 +4,12 @@ import MInferenceCL
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run attention on a long-context-like input on the default device and check it against a float64 reference.")
+        abstract: "Dense and sparse attention on a long-context-like input on the default device, checked against a float64 reference.",
+        discussion: "Per length: dense attention (error against float64 on sampled rows), then each sparse pattern with its time, speedup over dense in the same run, the share of the causal attention its kernel computed (density) and its error against dense.")
 
     @OptionGroup var deviceOptions: DeviceOptions
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Sequence lengths (default: 1024 4096 on a CPU device, 4096 16384 65536 on a GPU).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Sequence lengths (default: 2048 4096 on a CPU device, 8192 32768 131072 on a GPU).")
     var lengths: [Int] = []
     @Option(name: .long, help: "Query heads.")
     var heads: Int = 8
@@ -28,16 +29,17 @@ struct DemoCommand: ParsableCommand {
             guard let dtype = DType(name: dtype) else { throw ValidationError("unknown --dtype '\(self.dtype)'") }
             let context = try deviceOptions.openContext()
             let info = context.device.info
-            let lengths = self.lengths.isEmpty ? (info.kind == .gpu ? [4096, 16384, 65536] : [1024, 4096]) : self.lengths
+            let lengths = self.lengths.isEmpty ? (info.kind == .gpu ? [8192, 32768, 131072] : [2048, 4096]) : self.lengths
+            let patterns = Demo.patterns(for: info.kind)
             print("device: \(info.name) (\(info.platformName), driver \(info.driverVersion))")
             print("input: long-context-like synthetic q/k/v (sink and strong key columns, local and periodic diagonals), Hq=\(heads) Hkv=\(kvHeads) d=\(headDim) \(dtype) causal")
+            print("patterns: \(patterns.map(\.description).joined(separator: ", "))")
             let demo = Demo(context: context, headsQ: heads, headsKV: kvHeads, headDim: headDim, dtype: dtype,
-                            checkRows: checkRows, seed: seed)
+                            checkRows: checkRows, seed: seed, patterns: patterns)
             var rows: [[String]] = []
             for n in lengths {
                 Terminal.progress("running N=\(n)...")
-                let row = try demo.run(length: n) { Terminal.progress("N=\(n): \($0)") }
-                rows.append(row)
+                rows += try demo.run(length: n) { Terminal.progress("N=\(n): \($0)") }
             }
             Terminal.progress("done", done: true)
             print(Table(header: Demo.header, rows: rows).render())
