@@ -15,6 +15,8 @@ let kernelFiles = [
     "vertical_slash_index.cl",
     "block_sparse_index.cl",
     "sparse_attention.cl",
+    "recall.cl",
+    "attention_map.cl",
 ]
 
 let package = Package(
@@ -41,6 +43,11 @@ let package = Package(
             pkgConfig: "clblast",
             providers: [.apt(["libclblast-dev"])]
         ),
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
         .target(
             name: "MInferenceCLKernels",
             path: "CLKernels",
@@ -62,6 +69,7 @@ let package = Package(
             name: "minference-cl",
             dependencies: [
                 "MInferenceCL",
+                "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -77,7 +85,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MInferenceCLTests",
-            dependencies: ["MInferenceCL"],
+            dependencies: ["MInferenceCL", "MInferenceCLKernels", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
         ),
     ]

@@ -13,6 +13,8 @@ public enum EmbeddedKernels {
         "vertical_slash_index.cl": text(PackageResources.vertical_slash_index_cl),
         "block_sparse_index.cl": text(PackageResources.block_sparse_index_cl),
         "sparse_attention.cl": text(PackageResources.sparse_attention_cl),
+        "recall.cl": text(PackageResources.recall_cl),
+        "attention_map.cl": text(PackageResources.attention_map_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -7,7 +7,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "minference-bench",
         abstract: "Correctness checks and timings of MInferenceCL on a device (OpenCL profiling events, warm-up, medians).",
-        subcommands: [CheckCommand.self, RunCommand.self, ThresholdsCommand.self, TuneCommand.self, RealDataReport.self])
+        subcommands: [CheckCommand.self, RunCommand.self, ThresholdsCommand.self, TuneCommand.self, RealDataReport.self,
+                      OclgrindCommand.self, SoakCommand.self])
 }
 
 /// Device selection and logging shared by the subcommands.

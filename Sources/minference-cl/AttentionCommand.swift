@@ -8,8 +8,11 @@ struct AttentionCommand: ParsableCommand {
         abstract: "Attention of q/k/v .npy files with a dense or sparse pattern, written to an .npy file.",
         discussion: """
         q is [H, N, d] or [B, H, N, d]; k and v are [Hkv, N, d] or [B, Hkv, N, d] with H a multiple of Hkv.
-        Sparse patterns are causal prefill (Nq = Nk). Budgets larger than N are allowed and clamped as upstream
-        does (vertical-slash: V = min(N, max(v, 30)), S = min(N, max(s, 50)); block-sparse: min(blocks, N/64 + 1)).
+        Sparse patterns are causal prefill (Nq = Nk). Budgets must be whole numbers from 1 to 2^31 - 1; budgets
+        larger than N are allowed and clamped as upstream does (A-shape: min(sink, N), min(window, N);
+        vertical-slash: V = min(N, max(v, 30)), S = min(N, max(s, 50)); block-sparse: min(blocks, N/64 + 1)).
+        Inputs are checked for NaN and infinity first (--no-check-finite skips the check). Every error is one line
+        on stderr and exit code 1 (64 for a malformed command line); no output file is left behind by a failed run.
         """)
 
     @OptionGroup var deviceOptions: DeviceOptions
@@ -63,6 +66,8 @@ struct AttentionCommand: ParsableCommand {
                 guard let t = DType(name: name) else { throw ValidationError("unknown --out-dtype '\(name)'; use f16, bf16 or f32") }
                 return t
             }
+            // Refuse an output that cannot be written before any work is done.
+            try OutputFiles.checkWritable(out)
             let qt = try NPYFile.read(q, bf16: bf16)
             let kt = try NPYFile.read(k, bf16: bf16)
             let vt = try NPYFile.read(v, bf16: bf16)
@@ -72,11 +77,10 @@ struct AttentionCommand: ParsableCommand {
             let problem = try AttentionProblem(q: qt.shape, k: kt.shape, v: vt.shape, dtype: qt.dtype, outputDType: outputDType,
                                                causal: !nonCausal, scale: scale)
             let plan = try makePlan(heads: problem.headsQ)
+            try plan.validate(for: problem)
             if checkFinite {
-                for (name, t) in [("q", qt), ("k", kt), ("v", vt)] {
-                    if let index = t.firstNonFinite() {
-                        throw ValidationError("\(name) holds a non-finite value at index \(index) (turn this check off with --no-check-finite)")
-                    }
+                do { try AttentionEngine.checkFinite(q: qt, k: kt, v: vt) } catch {
+                    throw ValidationError("\(error) (turn this check off with --no-check-finite)")
                 }
             }
             var options = SparseOptions(collectIndices: indicesOut != nil)
@@ -91,13 +95,20 @@ struct AttentionCommand: ParsableCommand {
 
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
+            // Refuse a request the device cannot hold before allocating any of it.
+            try engine.checkDeviceMemory(problem: problem, plan: plan, options: options)
             let dq = try DeviceTensor(context: context, copying: qt, label: "q")
             let dk = try DeviceTensor(context: context, copying: kt, label: "k")
             let dv = try DeviceTensor(context: context, copying: vt, label: "v")
             let output = try DeviceTensor(context: context, shape: qt.shape, dtype: problem.outputDType, label: "output")
             let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: output, plan: plan, options: options)
-            try NPYFile.write(try output.download(), to: out)
-            if let indicesOut { try IndexFiles.write(report, to: indicesOut) }
+            let result = try output.download()
+            // Each file is written atomically; if one write fails, the files this run wrote are removed.
+            let indexFiles = try indicesOut.map { try IndexFiles.write(report, to: $0) } ?? []
+            do { try NPYFile.write(result, to: out) } catch {
+                OutputFiles.remove(indexFiles)
+                throw error
+            }
             print(AttentionReport(device: context.device, report: report).render())
             print("wrote \(out)" + (indicesOut.map { " and indices to \($0)" } ?? ""))
         }

@@ -10,35 +10,53 @@ import MInferenceCL
 /// block-sparse head h: head{h}_block_pairs.npy [P, 2] (query block, key block) visited, sorted,
 /// and head{h}_block_count.npy [floor(N/64) + 1] blocks per query block.
 /// With a batch, names start with batch{b}_.
+/// Each file is written atomically; if any write fails, the files written so far are removed
+/// and the error is thrown. Returns the paths written.
 enum IndexFiles {
-    static func write(_ report: LayerResult, to folder: String) throws {
+    static func write(_ report: LayerResult, to folder: String) throws -> [String] {
+        var written: [String] = []
+        do {
+            try write(report, to: folder, written: &written)
+        } catch {
+            OutputFiles.remove(written)
+            throw error
+        }
+        return written
+    }
+
+    private static func write(_ report: LayerResult, to folder: String, written: inout [String]) throws {
         let p = report.problem
         func name(_ head: Int) -> String {
             p.batch == 1 ? "head\(head)" : "batch\(head / p.headsQ)_head\(head % p.headsQ)"
         }
+        func write(int32 values: [Int32], shape: [Int], to path: String) throws {
+            try NPYFile.write(int32: values, shape: shape, to: path)
+            written.append(path)
+        }
         var manifest: [String] = []
         for index in report.indices.verticalSlash {
             let base = folder + "/" + name(index.head)
-            try NPYFile.write(int32: index.verticals, shape: [index.verticals.count], to: base + "_vertical.npy")
-            try NPYFile.write(int32: index.slashOffsets, shape: [index.slashOffsets.count], to: base + "_slash.npy")
-            try NPYFile.write(int32: index.blockCount, shape: [index.rowBlocks], to: base + "_block_count.npy")
-            try NPYFile.write(int32: index.blockOffset, shape: [index.rowBlocks, index.nnzS], to: base + "_block_offset.npy")
-            try NPYFile.write(int32: index.columnCount, shape: [index.rowBlocks], to: base + "_column_count.npy")
-            try NPYFile.write(int32: index.columnIndex, shape: [index.rowBlocks, index.nnzV], to: base + "_column_index.npy")
+            try write(int32: index.verticals, shape: [index.verticals.count], to: base + "_vertical.npy")
+            try write(int32: index.slashOffsets, shape: [index.slashOffsets.count], to: base + "_slash.npy")
+            try write(int32: index.blockCount, shape: [index.rowBlocks], to: base + "_block_count.npy")
+            try write(int32: index.blockOffset, shape: [index.rowBlocks, index.nnzS], to: base + "_block_offset.npy")
+            try write(int32: index.columnCount, shape: [index.rowBlocks], to: base + "_column_count.npy")
+            try write(int32: index.columnIndex, shape: [index.rowBlocks, index.nnzV], to: base + "_column_index.npy")
             manifest.append("{\"head\": \(index.head), \"pattern\": \"vertical-slash\", \"prefix\": \"\(name(index.head))\", \"vertical\": \(index.verticals.count), \"slash\": \(index.slashOffsets.count)}")
         }
         for index in report.indices.blockSparse {
             let base = folder + "/" + name(index.head)
             let pairs = index.pairs
-            try NPYFile.write(int32: pairs.flatMap { [$0.queryBlock, $0.keyBlock] }, shape: [pairs.count, 2], to: base + "_block_pairs.npy")
-            try NPYFile.write(int32: index.selected.map { Int32($0.count) }, shape: [index.selected.count], to: base + "_block_count.npy")
+            try write(int32: pairs.flatMap { [$0.queryBlock, $0.keyBlock] }, shape: [pairs.count, 2], to: base + "_block_pairs.npy")
+            try write(int32: index.selected.map { Int32($0.count) }, shape: [index.selected.count], to: base + "_block_count.npy")
             manifest.append("{\"head\": \(index.head), \"pattern\": \"block-sparse\", \"prefix\": \"\(name(index.head))\", \"pairs\": \(pairs.count)}")
         }
         let text = "[\n  " + manifest.joined(separator: ",\n  ") + "\n]\n"
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: folder + "/indices.json"), options: .atomic)
+            written.append(folder + "/indices.json")
         } catch {
-            throw TensorFileError.unwritable(path: folder + "/indices.json", reason: "\(error)")
+            throw TensorFileError.unwritable(path: folder + "/indices.json", reason: TensorFileError.reason(error))
         }
     }
 }

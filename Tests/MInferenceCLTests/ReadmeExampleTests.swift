@@ -1,4 +1,4 @@
-import FoundationEssentials
+import Foundation
 import MInferenceCL
 import Testing
 
@@ -33,13 +33,15 @@ struct ReadmeExampleTests {
                                          config: directory + "/config.json", layer: 0, out: directory + "/out.npy")
         let output = try NPYFile.read(directory + "/out.npy")
         #expect(output.shape == [9, 300, 64])
-        #expect(output.floats().allSatisfy(\.isFinite))
+        let finite = output.floats().allSatisfy { $0.isFinite }
+        #expect(finite)
         #expect(report.executed.count == 9)
         #expect((0..<9).allSatisfy { report.density(head: $0) > 0 && report.density(head: $0) <= 1 })
     }
 
     @Test("README.md shows exactly the code this file compiles")
-    func readmeMatches(file: String = #filePath) throws {
+    func readmeMatches() throws {
+        let file = Self.sourceFile()
         let here = try String(contentsOfFile: file, encoding: .utf8)
         let root = String(file[..<file.range(of: "/Tests/")!.lowerBound])
         let readme = try String(contentsOfFile: root + "/README.md", encoding: .utf8)
@@ -48,4 +50,6 @@ struct ReadmeExampleTests {
         let code = String(here[begin..<end])
         #expect(readme.contains("```swift\nimport MInferenceCL\n\n" + code + "```"), "README.md's Swift example differs from ReadmeExampleTests.swift")
     }
+
+    static func sourceFile(_ file: String = #filePath) -> String { file }
 }

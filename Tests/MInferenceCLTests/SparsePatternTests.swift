@@ -1,4 +1,4 @@
-import MInferenceCL
+@testable import MInferenceCL
 import Testing
 
 /// Each sparse pattern against the independent float64 reference (PatternReference): the
@@ -36,7 +36,32 @@ struct SparsePatternTests {
         Case(pattern: .blockSparse(blocks: 3), headsQ: 9, headsKV: 3, length: 500, headDim: 64, dtype: .f16),
         Case(pattern: .blockSparse(blocks: 4), headsQ: 4, headsKV: 2, length: 640, headDim: 128, dtype: .bf16, estimation: .clblast),
         Case(pattern: .blockSparse(blocks: 2), headsQ: 2, headsKV: 1, length: 200, headDim: 64, dtype: .f32, batch: 2),
+        // the Llama-3-8B head layout (32/8), N below every budget and N below 64
+        Case(pattern: .verticalSlash(vertical: 1000, slash: 6096), headsQ: 32, headsKV: 8, length: 130, headDim: 64, dtype: .f16),
+        Case(pattern: .blockSparse(blocks: 100), headsQ: 32, headsKV: 8, length: 150, headDim: 64, dtype: .bf16),
+        Case(pattern: .aShape(sink: 128, window: 3968), headsQ: 32, headsKV: 8, length: 63, headDim: 64, dtype: .f16),
     ]
+
+    @Test("The verification catches a wrong output and a wrong index")
+    func verificationCanFail() throws {
+        let engine = try TestDevice.engine()
+        let problem = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 300, keyLength: 300, headDim: 64, inputDType: .f32)
+        let inputs = RandomInputs(problem: problem, seed: 5)
+        let plan = LayerPlan.uniform(.verticalSlash(vertical: 30, slash: 60), heads: 2)
+        let (output, report) = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: plan,
+                                              options: SparseOptions(denseFallback: .never, collectIndices: true))
+        let reference = ReferenceAttention(problem: problem, q: inputs.q, k: inputs.k, v: inputs.v)
+        let rows = sampledRows(problem: problem, limit: 64)
+        #expect(LayerVerification(reference: reference, plan: plan, output: output, report: report, rows: rows).passed)
+        var damaged = output.floats()
+        let (h, i) = rows[5]
+        damaged[(h * 300 + i) * 64] += 0.5
+        let wrongOutput = Tensor(shape: output.shape, dtype: output.dtype, values: damaged)
+        #expect(!LayerVerification(reference: reference, plan: plan, output: wrongOutput, report: report, rows: rows).passed)
+        var wrongIndex = report
+        wrongIndex.indices.verticalSlash[0].blockOffset[0] += 1
+        #expect(!LayerVerification(reference: reference, plan: plan, output: output, report: wrongIndex, rows: rows).passed)
+    }
 
     @Test(arguments: cases)
     func matchesReference(_ c: Case) throws {

@@ -6,6 +6,7 @@ extension AttentionEngine {
                     plan: LayerPlan, options: SparseOptions = SparseOptions()) throws -> LayerResult {
         try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
         try plan.validate(for: problem)
+        try checkDeviceMemory(problem: problem, plan: plan, options: options)
         let profile = DeviceProfile.profile(for: context.device.info)
         let config = self.config(for: problem)
         let n = problem.queryLength
@@ -94,10 +95,14 @@ extension AttentionEngine {
         return result
     }
 
-    /// Runs `plan` on host tensors; returns the output and the layer's report.
+    /// Runs `plan` on host tensors; returns the output and the layer's report. `checkFinite` as
+    /// in `dense(q:k:v:)`: on by default.
     public func run(q: Tensor, k: Tensor, v: Tensor, plan: LayerPlan, scale: Float? = nil, outputDType: DType? = nil,
-                    options: SparseOptions = SparseOptions()) throws -> (output: Tensor, report: LayerResult) {
+                    options: SparseOptions = SparseOptions(), checkFinite: Bool = true) throws -> (output: Tensor, report: LayerResult) {
         let problem = try Self.problem(q: q, k: k, v: v, causal: true, scale: scale, outputDType: outputDType)
+        try plan.validate(for: problem)
+        if checkFinite { try Self.checkFinite(q: q, k: k, v: v) }
+        try checkDeviceMemory(problem: problem, plan: plan, options: options)
         let dq = try DeviceTensor(context: context, copying: q, label: "q")
         let dk = try DeviceTensor(context: context, copying: k, label: "k")
         let dv = try DeviceTensor(context: context, copying: v, label: "v")

@@ -28,10 +28,15 @@ public final class AttentionEngine: Sendable {
     }
 
     /// Dense attention of host tensors; returns the output (in `outputDType`, default the input
-    /// dtype) and the device time of the kernel.
+    /// dtype) and the device time of the kernel. With `checkFinite` (the default) a NaN or
+    /// infinity in q, k or v is refused with `AttentionError.nonFinite` naming its position: the
+    /// kernels compute on finite inputs, and a non-finite one makes the rows that read it
+    /// meaningless (NaN, or 0 for a NaN query).
     public func dense(q: Tensor, k: Tensor, v: Tensor, causal: Bool = true, scale: Float? = nil,
-                      outputDType: DType? = nil) throws -> AttentionResult {
+                      outputDType: DType? = nil, checkFinite: Bool = true) throws -> AttentionResult {
         let problem = try Self.problem(q: q, k: k, v: v, causal: causal, scale: scale, outputDType: outputDType)
+        if checkFinite { try Self.checkFinite(q: q, k: k, v: v) }
+        try checkDeviceMemory(problem: problem, plan: nil)
         let dq = try DeviceTensor(context: context, copying: q, label: "q")
         let dk = try DeviceTensor(context: context, copying: k, label: "k")
         let dv = try DeviceTensor(context: context, copying: v, label: "v")
@@ -44,6 +49,7 @@ public final class AttentionEngine: Sendable {
     public func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
                       output: DeviceTensor) throws -> PhaseTiming {
         try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
+        try checkDeviceMemory(problem: problem, plan: nil)
         let kernel = DenseAttentionKernel(problem: problem, config: config(for: problem))
         let heads = problem.batch * problem.headsQ
         let slots = try DeviceBuffer(context: context, copying: (0..<heads).map { Int32($0) }, label: "heads")
@@ -52,6 +58,13 @@ public final class AttentionEngine: Sendable {
         var timing = PhaseTiming()
         try timing.add(.kernel, event)
         return timing
+    }
+
+    /// Throws `AttentionError.nonFinite` for the first NaN or infinity in q, then k, then v.
+    public static func checkFinite(q: Tensor, k: Tensor, v: Tensor) throws {
+        try q.checkFinite(name: "q")
+        try k.checkFinite(name: "k")
+        try v.checkFinite(name: "v")
     }
 
     /// The problem described by host tensors, with their dtypes checked.

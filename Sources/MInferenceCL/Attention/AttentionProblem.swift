@@ -68,6 +68,15 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
         guard queryLength <= Int(Int32.max), keyLength <= Int(Int32.max) else {
             throw AttentionError.unsupported("sequence lengths above \(Int32.max) tokens")
         }
+        // Element and byte counts (and the kernels' int head indices) must be representable.
+        for (name, dims) in [("q", [batch, headsQ, queryLength, headDim]), ("k", [batch, headsKV, keyLength, headDim])] {
+            let bytes = dims.reduce(8) { total, d in total.multipliedReportingOverflow(by: d).overflow ? Int.max : total * d }
+            guard bytes < Int.max else { throw AttentionError.unsupported("\(name) of shape \(dims) is too large to address") }
+        }
+        let heads = batch.multipliedReportingOverflow(by: headsQ)
+        guard !heads.overflow, heads.partialValue <= Int(Int32.max) else {
+            throw AttentionError.unsupported("batch x query heads above \(Int32.max)")
+        }
     }
 
     public var queryShape: [Int] { [batch, headsQ, queryLength, headDim] }

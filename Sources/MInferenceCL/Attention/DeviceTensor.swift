@@ -6,11 +6,16 @@ public struct DeviceTensor: Sendable {
 
     public var elementCount: Int { shape.reduce(1, *) }
 
-    /// Allocates an uninitialised tensor.
+    /// Allocates an uninitialised tensor. A shape with a negative entry, or too large to
+    /// address, is refused with `AttentionError.shape`.
     public init(context: ComputeContext, shape: [Int], dtype: DType, label: String = "tensor") throws {
         self.shape = shape
         self.dtype = dtype
-        self.buffer = try DeviceBuffer(context: context, byteCount: shape.reduce(1, *) * dtype.byteCount, label: label)
+        let bytes = shape.reduce(dtype.byteCount) { total, n in total.multipliedReportingOverflow(by: n).overflow ? -1 : total * n }
+        guard shape.allSatisfy({ $0 >= 0 }), bytes >= 0 else {
+            throw AttentionError.shape("\(label) of shape \(shape) cannot be allocated: negative or too large to address")
+        }
+        self.buffer = try DeviceBuffer(context: context, byteCount: bytes, label: label)
     }
 
     /// Uploads `tensor`.

@@ -19,6 +19,22 @@ struct BlockSparsePipeline {
 
     func run(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, output: DeviceBuffer, slotBuffer: DeviceBuffer,
              timing: inout PhaseTiming) throws -> TopKKernel.Selection {
+        let selection = try select(q: q, k: k, slotBuffer: slotBuffer, timing: &timing)
+        let attention = try context.program(
+            KernelSource.named("sparse_attention.cl"),
+            options: BuildOptions(defines: config.sparse.defines(problem: problem)))
+        let event = try context.launch(
+            attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
+            [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(selection.indices),
+             .buffer(selection.counts), .int(selection.stride), .int(paddedBlocks), .int(n), .int(problem.headsQ),
+             .int(problem.headsKV), .float(problem.scale * Float.log2e)])
+        try timing.add(.kernel, event)
+        return selection
+    }
+
+    /// The estimate and top-k without the attention kernel: the key blocks of every slot's
+    /// query blocks ([slots * paddedBlocks, stride], the layout block_sparse_attention reads).
+    func select(q: DeviceBuffer, k: DeviceBuffer, slotBuffer: DeviceBuffer, timing: inout PhaseTiming) throws -> TopKKernel.Selection {
         let nb = paddedBlocks, s = slots.count, d = problem.headDim
         let program = try context.program(
             KernelSource.named("block_sparse_index.cl"),
@@ -52,16 +68,6 @@ struct BlockSparsePipeline {
         let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
             scores: scores, stride: nb, count: s * nb, length: nb, causal: true, rowsPerGroup: nb, kOfGroup: ks))
         try timing.add(.indices, selectEvent)
-
-        let attention = try context.program(
-            KernelSource.named("sparse_attention.cl"),
-            options: BuildOptions(defines: config.sparse.defines(problem: problem)))
-        let event = try context.launch(
-            attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, s], local: [config.sparse.threads, 1],
-            [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(selection.indices),
-             .buffer(selection.counts), .int(selection.stride), .int(nb), .int(n), .int(problem.headsQ),
-             .int(problem.headsKV), .float(problem.scale * Float.log2e)])
-        try timing.add(.kernel, event)
         return selection
     }
 }

@@ -1,16 +1,21 @@
 /// The attention pattern of one head with its budgets (MInference's three sparse shapes, or dense).
+///
+/// Budgets are whole numbers from 1 to 2^31 - 1 (`validate()`; anything else is refused with
+/// `AttentionError.budget`). Budgets larger than the sequence are allowed and clamped, as
+/// upstream does: they then cover every causal key, and the head computes dense attention.
 public enum HeadPattern: Sendable, Hashable, CustomStringConvertible {
     /// Every causal key.
     case dense
     /// The first `sink` keys plus the last `window` keys up to the query (`window` counts the
-    /// query itself). Upstream: `stream_llm`, `n_init = sink`, `n_local = window`.
+    /// query itself); both are clamped to N. Upstream: `stream_llm`, `n_init = sink`,
+    /// `n_local = window`.
     case aShape(sink: Int, window: Int)
     /// `vertical` key columns and `slash` diagonals estimated from the last 64 queries, clamped
     /// as upstream does: V = min(N, max(vertical, 30)), S = min(N, max(slash, 50)).
     /// Upstream: `vertical_and_slash`.
     case verticalSlash(vertical: Int, slash: Int)
-    /// The `blocks` best 64x64 key blocks per 64-query block, from mean-pooled q and k.
-    /// Upstream: `block_sparse` (always 100 blocks there).
+    /// The `blocks` best 64x64 key blocks per 64-query block, from mean-pooled q and k, clamped
+    /// to the block count floor(N / 64) + 1. Upstream: `block_sparse` (always 100 blocks there).
     case blockSparse(blocks: Int)
 
     /// Upstream's budgets for a head missing from a config, and for a run without one.

@@ -11,8 +11,8 @@ public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Checks the plan against the problem: one pattern per query head, valid budgets, and the
-    /// prefill shape the sparse patterns are defined for.
-    func validate(for problem: AttentionProblem) throws {
+    /// prefill shape the sparse patterns are defined for. Throws `AttentionError`.
+    public func validate(for problem: AttentionProblem) throws {
         guard heads.count == problem.headsQ else {
             throw AttentionError.shape("the layer plan has \(heads.count) head patterns; q has \(problem.headsQ) query heads")
         }

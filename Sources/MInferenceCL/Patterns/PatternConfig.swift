@@ -84,13 +84,17 @@ public struct PatternConfig: Sendable, Equatable {
         return config
     }
 
+    /// Head indices are below this. Heads must be exactly 0..<H, so a larger index would make
+    /// the reader list (and the model need) that many heads; real models have a few hundred.
+    public static let headLimit = 1 << 16
+
     /// The head index of a key written as upstream writes it (`str(head)`): decimal digits with
     /// no sign, spaces or leading zeros. Upstream looks heads up by that exact string, so any
     /// other spelling would never be found there.
     private static func headIndex(_ key: String) -> Int? {
         guard !key.isEmpty, key.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              key == "0" || !key.hasPrefix("0") else { return nil }
-        return Int(key)
+              key == "0" || !key.hasPrefix("0"), let head = Int(key), head < headLimit else { return nil }
+        return head
     }
 
     /// One `[pattern, v, s, score?]` entry.
@@ -218,7 +222,7 @@ public struct PatternConfig: Sendable, Equatable {
         do {
             try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw PatternConfigError.unwritable(path: path, reason: "\(error)")
+            throw PatternConfigError.unwritable(path: path, reason: TensorFileError.reason(error))
         }
     }
 }
@@ -265,7 +269,7 @@ public enum PatternConfigError: Error, CustomStringConvertible, Sendable, Equata
         case .layerNotObject(let s, let l, let f):
             "\(s): layer \(l): expected an object mapping head indices to [pattern, v, s, score], found \(f)"
         case .badHeadKey(let s, let l, let k):
-            "\(s): layer \(l): head key \(Self.quoted(k)) is not a head index (decimal digits without sign, spaces or leading zeros)"
+            "\(s): layer \(l): head key \(Self.quoted(k)) is not a head index (decimal digits without sign, spaces or leading zeros, below \(PatternConfig.headLimit))"
         case .duplicateHead(let s, let l, let h): "\(s): layer \(l), head \"\(h)\": listed twice"
         case .missingHeads(let s, let l, let m, let p):
             "\(s): layer \(l): heads must be exactly 0..<H, but \(m.count == 1 ? "head" : "heads") \(Self.list(m)) \(m.count == 1 ? "is" : "are") missing (\(p) present)"

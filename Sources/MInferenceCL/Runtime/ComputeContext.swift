@@ -15,12 +15,52 @@ public final class ComputeContext: @unchecked Sendable {
     let logger: Logger
     /// Whether CLBlast has compiled kernels for this context (its cache is cleared on release).
     private let clblastUsed = Atomic<Bool>(false)
+    /// Device memory one request may use: `CL_DEVICE_GLOBAL_MEM_SIZE`, or the memory limit if lower.
+    public let memoryBudget: Int
+    /// The largest single buffer: `CL_DEVICE_MAX_MEM_ALLOC_SIZE`, or the memory limit if lower.
+    public let maxAllocation: Int
+    /// The memory limit this context was opened with (nil: the device's own limits).
+    public let memoryLimit: Int?
+    /// Whether buffers' memory is kept until the context is released (see `init`).
+    public let holdsBufferMemory: Bool
+    /// With `holdsBufferMemory`: every buffer's `cl_mem` (as its address), retained until the
+    /// context is released.
+    let heldMemory = Mutex<[Int]>([])
+    /// Launches per kernel name (see `launchCounts`).
+    let launches = Mutex<[String: Int]>([:])
+    /// Buffers allocated on this context so far (see `allocationCount`).
+    let allocations = Atomic<Int>(0)
+
+    /// How many buffers this context has allocated so far (released ones included): lets tests
+    /// see that a refused request allocated nothing.
+    public var allocationCount: Int { allocations.load(ordering: .relaxed) }
+
+    /// How many times each kernel of this project ran on this context, by kernel name (CLBlast's
+    /// own kernels are not counted): lets tests and the Oclgrind check see which families ran.
+    public var launchCounts: [String: Int] { launches.withLock { $0 } }
+
+    /// The environment variable that caps the device memory a context uses (bytes, or with a
+    /// K, M or G suffix: `512M`), below what the device reports.
+    public static let memoryLimitVariable = "MINFERENCECL_MEMORY_LIMIT"
 
     /// Opens `device`. `programCache` is the on-disk cache of built programs (nil: none).
+    /// `memoryLimit` caps the device memory and single allocations this context uses (nil:
+    /// `MINFERENCECL_MEMORY_LIMIT`, else the device's own limits). `holdsBufferMemory` keeps the
+    /// memory of every buffer until the context is released: Oclgrind's uninitialized-value
+    /// check keeps the shadow state of a freed buffer and applies it to the next buffer that
+    /// reuses its id, so runs under it must not free buffers.
     public init(device: ComputeDevice, diskCache: DiskProgramCache? = DiskProgramCache.fromEnvironment(),
-                logger: Logger = Logger(label: "minference-cl")) throws {
+                logger: Logger = Logger(label: "minference-cl"), memoryLimit: Int? = nil, holdsBufferMemory: Bool = false) throws {
         self.device = device
         self.logger = logger
+        let limit = try memoryLimit ?? Self.memoryLimit(environment: ProcessInfo.processInfo.environment)
+        if let limit, limit <= 0 { throw AttentionError.invalidArgument("memory limit \(limit): must be a positive number of bytes") }
+        let global = device.info.globalMemoryBytes > 0 ? device.info.globalMemoryBytes : Int.max
+        let allocation = device.info.maxAllocationBytes > 0 ? device.info.maxAllocationBytes : global
+        self.memoryBudget = min(global, limit ?? .max)
+        self.maxAllocation = min(allocation, limit ?? .max)
+        self.memoryLimit = limit
+        self.holdsBufferMemory = holdsBufferMemory
         var status: cl_int = 0
         var deviceID: cl_device_id? = device.id
         guard let context = clCreateContext(nil, 1, &deviceID, nil, nil, &status), status == CL_SUCCESS else {
@@ -34,23 +74,59 @@ public final class ComputeContext: @unchecked Sendable {
         self.context = context
         self.queue = queue
         self.programs = ProgramCache(diskCache: diskCache, logger: logger)
+        LiveObjects.counters.contexts.increment()
         logger.debug("opened \(device.info.name) (\(device.info.platformName), driver \(device.info.driverVersion))")
     }
 
     /// Opens the device chosen by `selector` (default: `MINFERENCECL_DEVICE`, then the first GPU,
     /// then the first CPU device).
     public convenience init(selector: DeviceSelector? = nil, diskCache: DiskProgramCache? = DiskProgramCache.fromEnvironment(),
-                            logger: Logger = Logger(label: "minference-cl")) throws {
+                            logger: Logger = Logger(label: "minference-cl"), memoryLimit: Int? = nil,
+                            holdsBufferMemory: Bool = false) throws {
         let chosen = selector ?? DeviceSelector.fromEnvironment(ProcessInfo.processInfo.environment)
-        try self.init(device: chosen.select(from: ComputeDevice.all()), diskCache: diskCache, logger: logger)
+        try self.init(device: chosen.select(from: ComputeDevice.all()), diskCache: diskCache, logger: logger,
+                      memoryLimit: memoryLimit, holdsBufferMemory: holdsBufferMemory)
+    }
+
+    /// What bounds single allocations, for messages.
+    var allocationLimitName: String {
+        maxAllocation < device.info.maxAllocationBytes || device.info.maxAllocationBytes <= 0
+            ? "the memory limit" : "CL_DEVICE_MAX_MEM_ALLOC_SIZE"
+    }
+
+    /// What bounds a whole request, for messages.
+    var memoryBudgetName: String {
+        memoryBudget < device.info.globalMemoryBytes || device.info.globalMemoryBytes <= 0
+            ? "the memory limit" : "CL_DEVICE_GLOBAL_MEM_SIZE"
+    }
+
+    /// `MINFERENCECL_MEMORY_LIMIT` in bytes (nil when unset or empty).
+    static func memoryLimit(environment: [String: String]) throws -> Int? {
+        guard let text = environment[memoryLimitVariable]?.trimmingSpaces(), !text.isEmpty else { return nil }
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = Substring(text)
+        var unit = 1
+        if let last = digits.last, let u = units[Character(last.uppercased())] {
+            unit = u
+            digits = digits.dropLast()
+        }
+        guard let value = Int(digits), value > 0, !value.multipliedReportingOverflow(by: unit).overflow else {
+            throw AttentionError.invalidArgument("\(memoryLimitVariable)=\(text): expected a positive number of bytes, optionally with K, M, G or T")
+        }
+        return value * unit
     }
 
     deinit {
         programs.removeAll()
+        heldMemory.withLock { held in
+            for address in held { clReleaseMemObject(OpaquePointer(bitPattern: address)) }
+            held.removeAll()
+        }
         // CLBlast caches programs per context in a process-wide cache; drop them with the context.
         if clblastUsed.load(ordering: .relaxed) { CLBlastClearCache() }
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
+        LiveObjects.counters.contexts.decrement()
     }
 
     /// True for the first caller only: that caller warms CLBlast up for this context.

@@ -7,13 +7,14 @@ public final class DeviceBuffer: @unchecked Sendable {
     public let byteCount: Int
     let context: ComputeContext
 
-    /// Allocates `byteCount` bytes. Refuses sizes over `CL_DEVICE_MAX_MEM_ALLOC_SIZE` with a
-    /// `DeviceMemoryError` before asking the driver.
+    /// Allocates `byteCount` bytes. Refuses sizes over `CL_DEVICE_MAX_MEM_ALLOC_SIZE` (or the
+    /// context's memory limit) with a `DeviceMemoryError` before asking the driver.
     public init(context: ComputeContext, byteCount: Int, label: String = "buffer") throws {
         let info = context.device.info
         guard byteCount >= 0 else { throw DeviceMemoryError.negativeSize(label: label, bytes: byteCount) }
-        if info.maxAllocationBytes > 0, byteCount > info.maxAllocationBytes {
-            throw DeviceMemoryError.overAllocationLimit(label: label, bytes: byteCount, limit: info.maxAllocationBytes, device: info.name)
+        if byteCount > context.maxAllocation || byteCount > Int.max - 16 {
+            throw DeviceMemoryError.overAllocationLimit(label: label, bytes: byteCount, limit: context.maxAllocation, device: info.name,
+                                                       limitName: context.allocationLimitName)
         }
         var status: cl_int = 0
         let size = max(16, (byteCount + 15) / 16 * 16)
@@ -24,9 +25,19 @@ public final class DeviceBuffer: @unchecked Sendable {
         self.mem = mem
         self.byteCount = byteCount
         self.context = context
+        if context.holdsBufferMemory {
+            clRetainMemObject(mem)
+            let address = Int(bitPattern: mem)
+            context.heldMemory.withLock { $0.append(address) }
+        }
+        LiveObjects.counters.buffers.increment()
+        context.allocations.increment()
     }
 
-    deinit { clReleaseMemObject(mem) }
+    deinit {
+        clReleaseMemObject(mem)
+        LiveObjects.counters.buffers.decrement()
+    }
 
     /// Copies `bytes` into the buffer at `offset` and waits for the copy.
     public func write(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) throws {
@@ -67,20 +78,21 @@ public final class DeviceBuffer: @unchecked Sendable {
     }
 }
 
-/// Device memory refused before or by the driver.
-public enum DeviceMemoryError: Error, CustomStringConvertible, Sendable {
+/// Device memory refused before or by the driver. `limitName` says which limit applied:
+/// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` / `CL_DEVICE_GLOBAL_MEM_SIZE`, or the context's memory limit.
+public enum DeviceMemoryError: Error, CustomStringConvertible, Sendable, Equatable {
     case negativeSize(label: String, bytes: Int)
-    case overAllocationLimit(label: String, bytes: Int, limit: Int, device: String)
-    case overDeviceMemory(what: String, bytes: Int, available: Int, device: String)
+    case overAllocationLimit(label: String, bytes: Int, limit: Int, device: String, limitName: String = "CL_DEVICE_MAX_MEM_ALLOC_SIZE")
+    case overDeviceMemory(what: String, bytes: Int, available: Int, device: String, limitName: String = "CL_DEVICE_GLOBAL_MEM_SIZE")
 
     public var description: String {
         switch self {
         case .negativeSize(let label, let bytes):
             "cannot allocate \(label): negative size \(bytes)"
-        case .overAllocationLimit(let label, let bytes, let limit, let device):
-            "\(label) needs \(bytes) bytes, over CL_DEVICE_MAX_MEM_ALLOC_SIZE (\(limit) bytes) of \(device)"
-        case .overDeviceMemory(let what, let bytes, let available, let device):
-            "\(what) needs \(bytes) bytes of device memory, more than \(device) has (\(available) bytes)"
+        case .overAllocationLimit(let label, let bytes, let limit, let device, let limitName):
+            "\(label) needs \(bytes) bytes, over \(limitName) (\(limit) bytes) of \(device)"
+        case .overDeviceMemory(let what, let bytes, let available, let device, let limitName):
+            "\(what) needs \(bytes) bytes of device memory, more than \(device) offers (\(limitName): \(available) bytes)"
         }
     }
 }

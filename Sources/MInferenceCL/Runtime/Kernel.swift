@@ -28,9 +28,13 @@ final class Kernel {
         self.kernel = kernel
         self.name = name
         self.program = program
+        LiveObjects.counters.kernels.increment()
     }
 
-    deinit { clReleaseKernel(kernel) }
+    deinit {
+        clReleaseKernel(kernel)
+        LiveObjects.counters.kernels.decrement()
+    }
 
     func set(_ arguments: [KernelArgument]) throws {
         for (i, argument) in arguments.enumerated() {
@@ -64,6 +68,7 @@ public final class CommandEvent: @unchecked Sendable {
         self.event = event
         self.opening = nil
         self.label = label
+        LiveObjects.counters.events.increment()
     }
 
     /// The span from `first`'s start to `last`'s end (markers around a library call).
@@ -72,9 +77,13 @@ public final class CommandEvent: @unchecked Sendable {
         self.event = last.event
         self.opening = first
         self.label = label
+        LiveObjects.counters.events.increment()
     }
 
-    deinit { clReleaseEvent(event) }
+    deinit {
+        clReleaseEvent(event)
+        LiveObjects.counters.events.decrement()
+    }
 
     public func wait() throws {
         var e: cl_event? = event
@@ -132,6 +141,7 @@ extension ComputeContext {
         }
         try check(status, "clEnqueueNDRangeKernel(\(name), global \(globalSize), local \(local.map { "\($0)" } ?? "auto"))",
                   device: device.info.name)
+        launches.withLock { $0[name, default: 0] += 1 }
         return CommandEvent(event: event!, label: name)
     }
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import MInferenceCLKernels
+import Synchronization
 
 /// The text of one kernel file with its `#include "..."` lines resolved, ready for
 /// `clCreateProgramWithSource`. Files come from the binary (embedded at build time) unless
@@ -18,11 +19,19 @@ public struct KernelSource: Sendable, Hashable {
         self.hash = StableHash.fnv1a64(text.utf8)
     }
 
-    /// The kernel file `file` (e.g. `dense_attention.cl`) with its includes inlined.
+    /// The kernel file `file` (e.g. `dense_attention.cl`) with its includes inlined. Resolved
+    /// once per process and folder (every launch asks for its source).
     public static func named(_ file: String) throws -> KernelSource {
         let directory = ProcessInfo.processInfo.environment[overrideDirectoryVariable]
-        return KernelSource(file: file, text: try resolve(file, directory: directory, seen: []))
+        let key = file + "\u{0}" + (directory ?? "")
+        if let known = resolved.withLock({ $0[key] }) { return known }
+        let source = KernelSource(file: file, text: try resolve(file, directory: directory, seen: []))
+        resolved.withLock { $0[key] = source }
+        return source
     }
+
+    /// Sources resolved so far, by file and override folder.
+    private static let resolved = Mutex<[String: KernelSource]>([:])
 
     /// The raw text of one kernel file.
     static func raw(_ file: String, directory: String?) throws -> String {
@@ -71,9 +80,21 @@ public enum KernelSourceError: Error, CustomStringConvertible, Sendable {
 /// A hash that is the same in every process (Swift's `Hasher` is seeded per process).
 enum StableHash {
     static func fnv1a64<S: Sequence>(_ bytes: S, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 where S.Element == UInt8 {
+        // Contiguous bytes (arrays, slices, native strings' UTF-8) take the buffer loop: program
+        // binaries are megabytes, and the generic iterator is slow in debug builds.
+        if let h = bytes.withContiguousStorageIfAvailable({ fnv1a64(buffer: $0, seed: seed) }) { return h }
         var h = seed
         for b in bytes {
             h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return h
+    }
+
+    private static func fnv1a64(buffer: UnsafeBufferPointer<UInt8>, seed: UInt64) -> UInt64 {
+        var h = seed
+        for i in 0..<buffer.count {
+            h ^= UInt64(buffer[i])
             h = h &* 0x100_0000_01b3
         }
         return h

@@ -34,6 +34,7 @@ public struct OpenCLError: Error, CustomStringConvertible, Sendable, Equatable {
         case -8: "CL_MEM_COPY_OVERLAP"
         case -9: "CL_IMAGE_FORMAT_MISMATCH"
         case -10: "CL_IMAGE_FORMAT_NOT_SUPPORTED"
+        case -11: "CL_BUILD_PROGRAM_FAILURE"
         case -12: "CL_MAP_FAILURE"
         case -13: "CL_MISALIGNED_SUB_BUFFER_OFFSET"
         case -14: "CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST"

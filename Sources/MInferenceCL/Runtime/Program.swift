@@ -9,9 +9,13 @@ final class Program: @unchecked Sendable {
     init(program: cl_program, key: ProgramKey) {
         self.program = program
         self.key = key
+        LiveObjects.counters.programs.increment()
     }
 
-    deinit { clReleaseProgram(program) }
+    deinit {
+        clReleaseProgram(program)
+        LiveObjects.counters.programs.decrement()
+    }
 
     /// The device binary (PTX on NVIDIA, an ELF or bitcode bundle elsewhere).
     func binary() throws -> [UInt8] {
@@ -50,7 +54,7 @@ struct ProgramKey: Hashable, Sendable, CustomStringConvertible {
     let driverVersion: String
 
     var description: String {
-        "\(file)#\(StableHash.hex(sourceHash).prefix(12)) [\(options)] on \(deviceName) (driver \(driverVersion))"
+        "\(file)#\(StableHash.hex(sourceHash)) [\(options)] on \(deviceName) (driver \(driverVersion))"
     }
 
     /// File name used by the disk cache.

@@ -21,6 +21,9 @@ final class ProgramCache: Sendable {
 
     func removeAll() { programs.withLock { $0.removeAll() } }
 
+    /// Programs held.
+    var count: Int { programs.withLock { $0.count } }
+
     func program(source: KernelSource, options: BuildOptions, context: ComputeContext) throws -> Program {
         let info = context.device.info
         var options = options

@@ -1,4 +1,7 @@
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// NumPy `.npy` files: little-endian `<f2` and `<f4` in C order, plus a bf16 mode that reads
 /// and writes raw 16-bit words (`<u2`, `<i2`, `|V2`) as bfloat16. Anything else is refused with a
@@ -19,7 +22,7 @@ public enum NPYFile {
         do {
             try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw TensorFileError.unwritable(path: path, reason: "\(error)")
+            throw TensorFileError.unwritable(path: path, reason: TensorFileError.reason(error))
         }
     }
 
@@ -41,7 +44,7 @@ public enum NPYFile {
         do {
             try Data(encode(descr: "<i4", shape: shape, data: data)).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw TensorFileError.unwritable(path: path, reason: "\(error)")
+            throw TensorFileError.unwritable(path: path, reason: TensorFileError.reason(error))
         }
     }
 
@@ -145,8 +148,13 @@ public enum NPYFile {
             guard let n = Int(t), n >= 0 else { throw fail("shape entry '\(t)' is not a non-negative integer") }
             shape.append(n)
         }
-        guard shape.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) < Int.max / 8 else {
-            throw fail("shape \(shape) is too large")
+        // Every running product must fit, not just the total: a later 0 would hide an overflow
+        // that `reduce(1, *)` (the element count) traps on.
+        var count = 1
+        for n in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: n)
+            guard !overflow, product < Int.max / 8 else { throw fail("shape \(shape) is too large") }
+            count = product
         }
         return Header(descr: descr, fortranOrder: fortran, shape: shape)
     }
@@ -174,5 +182,19 @@ public enum TensorFileError: Error, CustomStringConvertible, Sendable, Equatable
         case .truncated(let p, let e, let a): "\(p): truncated: \(a) bytes, the header promises \(e)"
         case .shapeMismatch(let p, let s, let d, let e): "\(p): shape \(s) needs \(e) data bytes but the file holds \(d)"
         }
+    }
+}
+
+extension TensorFileError {
+    /// A short reason for a failed file operation: the POSIX error text (`No such file or
+    /// directory`) instead of the Foundation error's dump.
+    public static func reason(_ error: any Error) -> String {
+        var posix = error as? POSIXError
+        if posix == nil, let cocoa = error as? CocoaError {
+            posix = cocoa.userInfo["NSUnderlyingError"] as? POSIXError
+            if posix == nil { return "\(cocoa.code)" }
+        }
+        guard let posix else { return "\(error)" }
+        return String(cString: strerror(posix.code.rawValue))
     }
 }

@@ -58,10 +58,39 @@ public struct Tensor: Sendable, Equatable {
         dtype == self.dtype ? self : Tensor(shape: shape, dtype: dtype, values: floats())
     }
 
-    /// Index of the first non-finite element (NaN or ±Inf), as a multi-index, or nil.
+    /// Index of the first non-finite element (NaN or ±Inf), as a multi-index, or nil. Reads the
+    /// exponent bits in place (no Float copy of the tensor).
     public func firstNonFinite() -> [Int]? {
-        let values = floats()
-        guard let flat = values.firstIndex(where: { !$0.isFinite }) else { return nil }
+        guard let flat = firstNonFiniteOffset() else { return nil }
+        return multiIndex(flat)
+    }
+
+    /// Throws `AttentionError.nonFinite` naming `name`, the element's index and its value when
+    /// the tensor holds a NaN or an infinity (the kernels compute on finite inputs only).
+    public func checkFinite(name: String) throws {
+        guard let flat = firstNonFiniteOffset() else { return }
+        let value = Tensor(shape: [1], dtype: dtype, bytes: Array(bytes[(flat * dtype.byteCount)..<((flat + 1) * dtype.byteCount)])).floats()[0]
+        throw AttentionError.nonFinite(tensor: name, index: multiIndex(flat), value: value)
+    }
+
+    /// Flat index of the first element whose exponent bits are all ones (NaN or ±Inf).
+    func firstNonFiniteOffset() -> Int? {
+        let n = elementCount
+        return bytes.withUnsafeBytes { raw -> Int? in
+            switch dtype {
+            case .f32:
+                for i in 0..<n where UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) & 0x7f80_0000 == 0x7f80_0000 { return i }
+            case .f16:
+                for i in 0..<n where UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) & 0x7c00 == 0x7c00 { return i }
+            case .bf16:
+                for i in 0..<n where UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) & 0x7f80 == 0x7f80 { return i }
+            }
+            return nil
+        }
+    }
+
+    /// The C-order multi-index of flat element `flat`.
+    func multiIndex(_ flat: Int) -> [Int] {
         var index = [Int](repeating: 0, count: shape.count)
         var rest = flat
         for axis in shape.indices.reversed() {
