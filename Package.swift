@@ -14,6 +14,7 @@ let kernelFiles = [
     "topk.cl",
     "vertical_slash_index.cl",
     "block_sparse_index.cl",
+    "a_shape_attention.cl",
     "sparse_attention.cl",
     "recall.cl",
     "attention_map.cl",

@@ -12,6 +12,7 @@ public enum EmbeddedKernels {
         "topk.cl": text(PackageResources.topk_cl),
         "vertical_slash_index.cl": text(PackageResources.vertical_slash_index_cl),
         "block_sparse_index.cl": text(PackageResources.block_sparse_index_cl),
+        "a_shape_attention.cl": text(PackageResources.a_shape_attention_cl),
         "sparse_attention.cl": text(PackageResources.sparse_attention_cl),
         "recall.cl": text(PackageResources.recall_cl),
         "attention_map.cl": text(PackageResources.attention_map_cl),

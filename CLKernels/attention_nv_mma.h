@@ -61,6 +61,11 @@
 #define MMA_SMEM_ELEMS (MMA_Q_ELEMS > MMA_KV_ELEMS ? MMA_Q_ELEMS : MMA_KV_ELEMS)
 #endif
 
+/* Key lists in shared memory: two alternate in one stage; with two stages a third lets step
+ * u + 2's keys (read from global index lists) load while step u computes. */
+#define MMA_KEY_SLOTS (MMA_STAGES + 1)
+#define MMA_KEYS_PER_THREAD ((MMA_KV + ATTENTION_THREADS - 1) / ATTENTION_THREADS)
+
 #if INPUT_DTYPE == DTYPE_F16
 #define MMA_TYPE "f16"
 #elif INPUT_DTYPE == DTYPE_BF16
@@ -139,7 +144,8 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
 
 #define ATTENTION_SETUP(row_begin, q_shift)                                                      \
     __local ushort smem[MMA_SMEM_ELEMS] __attribute__((aligned(16)));                            \
-    __local int tile_keys[2][MMA_KV];                                                            \
+    __local int tile_keys[MMA_KEY_SLOTS][MMA_KV];                                                \
+    __local int tile_plain[MMA_KEY_SLOTS];                                                       \
     const int tid = get_local_id(0);                                                             \
     const int warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;                \
     const int block_row = (row_begin);                                                           \
@@ -231,39 +237,59 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
 
 #else
 /* Two stages: the K and V tiles of step t + 1 load into the other buffer while step t computes;
- * one barrier per step. Each thread names the keys of the rows it copies, so the key list of a
- * step is complete (for masking) once that step's barrier has passed. */
+ * one barrier per step. The keys of step t + 2 (and whether its tile needs the mask) are read
+ * from the family's index lists at the start of step t and stored at its end, so the latency of
+ * those global reads hides behind step t's products and the copies of step t + 1 are issued from
+ * shared memory. Slot (t + 2) % 3 is free then: step t - 1, its last reader, ended before step
+ * t's barrier. */
 #define ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)                           \
     {                                                                                            \
         const int step_count = (count) * MMA_STEPS_PER_TILE;                                     \
+        for (int u = 0; u < 2 && u < step_count; ++u) {                                          \
+            for (int r = tid; r < MMA_KV; r += ATTENTION_THREADS) tile_keys[u][r] = MMA_STEP_KEY(KEY_OF, u, r); \
+            if (tid == 0) tile_plain[u] = UNMASKED(u / MMA_STEPS_PER_TILE);                     \
+        }                                                                                        \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                            \
         if (step_count > 0) {                                                                    \
-            MMA_ISSUE_STEP(KEY_OF, 0)                                                            \
+            MMA_ISSUE_STEP(0)                                                                    \
         }                                                                                        \
         for (int step = 0; step < step_count; ++step) {                                          \
-            const int stage = step & 1;                                                          \
+            const int stage = step & 1, slot = step % 3;                                         \
+            const bool prefetch = step + 2 < step_count;                                         \
+            int next_keys[MMA_KEYS_PER_THREAD], next_plain = 0;                                  \
+            _Pragma("unroll") for (int j = 0; j < MMA_KEYS_PER_THREAD; ++j) {                    \
+                const int r = tid + j * ATTENTION_THREADS;                                       \
+                next_keys[j] = prefetch && r < MMA_KV ? MMA_STEP_KEY(KEY_OF, step + 2, r) : -1;  \
+            }                                                                                    \
+            if (prefetch && tid == 0) next_plain = UNMASKED((step + 2) / MMA_STEPS_PER_TILE);    \
             cp_async_wait_all();                                                                 \
             barrier(CLK_LOCAL_MEM_FENCE); /* step's tiles landed; every warp left step - 1 */    \
             if (step + 1 < step_count) {                                                         \
-                MMA_ISSUE_STEP(KEY_OF, step + 1)                                                 \
+                MMA_ISSUE_STEP(step + 1)                                                         \
             }                                                                                    \
             float s[MMA_M_TILES][MMA_KEY_TILES][4];                                              \
-            mma_scores(s, MMA_Q_ARGUMENT, k_smem + stage * 2 * MMA_TILE_ELEMS, warp, lane); \
-            if (!(UNMASKED(step / MMA_STEPS_PER_TILE)))                                          \
-                mask_scores(s, tile_keys[stage], quad, q_pos_base, (causal), (sink), (window));  \
-            online_softmax(s, acc_o, row_max, row_sum, scale_log2);                                          \
+            mma_scores(s, MMA_Q_ARGUMENT, k_smem + stage * 2 * MMA_TILE_ELEMS, warp, lane);      \
+            if (!tile_plain[slot])                                                               \
+                mask_scores(s, tile_keys[slot], quad, q_pos_base, (causal), (sink), (window));   \
+            online_softmax(s, acc_o, row_max, row_sum, scale_log2);                              \
             mma_pv(s, acc_o, k_smem + stage * 2 * MMA_TILE_ELEMS + MMA_TILE_ELEMS, lane);        \
+            _Pragma("unroll") for (int j = 0; j < MMA_KEYS_PER_THREAD; ++j) {                    \
+                const int r = tid + j * ATTENTION_THREADS;                                       \
+                if (prefetch && r < MMA_KV) tile_keys[(step + 2) % 3][r] = next_keys[j];         \
+            }                                                                                    \
+            if (prefetch && tid == 0) tile_plain[(step + 2) % 3] = next_plain;                  \
         }                                                                                        \
     }
 
-/* Copies step u's K and V rows into stage u & 1 and records their keys. */
-#define MMA_ISSUE_STEP(KEY_OF, u)                                                                \
+/* Copies step u's K and V rows (keys from its slot) into stage u & 1. */
+#define MMA_ISSUE_STEP(u)                                                                        \
     {                                                                                            \
         __local ushort* k_dst = k_smem + ((u) & 1) * 2 * MMA_TILE_ELEMS;                         \
         __local ushort* v_dst = k_dst + MMA_TILE_ELEMS;                                          \
+        __local const int* step_keys = tile_keys[(u) % 3];                                       \
         for (int e = tid; e < MMA_KV * MMA_CHUNKS; e += ATTENTION_THREADS) {                     \
             const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;                                \
-            const int key = MMA_STEP_KEY(KEY_OF, (u), r);                                        \
-            if (chunk == 0) tile_keys[(u) & 1][r] = key;                                         \
+            const int key = step_keys[r];                                                        \
             const size_t src = (size_t)max(key, 0) * HEAD_DIM + chunk * 8;                       \
             cp_async16(k_dst + swizzled(r, chunk), kh16 + src, key >= 0 ? 16 : 0);              \
             cp_async16(v_dst + swizzled(r, chunk), vh16 + src, key >= 0 ? 16 : 0);              \

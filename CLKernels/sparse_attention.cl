@@ -1,10 +1,10 @@
 /*
- * sparse_attention.cl: the FlashAttention-2 kernels of MInference's three sparse patterns. Each
+ * sparse_attention.cl: the FlashAttention-2 kernels of MInference's two dynamic patterns. Each
  * visits its own key set per 64-query row block as a list of 64-key tiles (a tile's keys need not
  * be contiguous) and shares the tile path of attention_path.h (portable, or NVIDIA tensor cores);
- * inside every tile the causal mask is applied per element.
+ * inside every tile the causal mask is applied per element. (A-shape, whose key set does not
+ * depend on the row blocking, is a_shape_attention.cl.)
  *
- *   a_shape_attention:         keys [0, sink) and [i - window + 1, i]        (section 3)
  *   vertical_slash_attention:  64-key windows block_offset[m][*], then the gathered
  *                              columns column_index[m][*], 64 per tile        (section 6)
  *   block_sparse_attention:    key blocks selected[m][*] (64 keys each)       (section 7)
@@ -31,33 +31,6 @@
     __global const in_t* kh = k + (size_t)kv * n * HEAD_DIM;                                     \
     __global const in_t* vh = v + (size_t)kv * n * HEAD_DIM;                                     \
     ATTENTION_SETUP(start, 0)
-
-__kernel __attribute__((reqd_work_group_size(ATTENTION_THREADS, 1, 1)))
-void a_shape_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,
-                       __global out_t* o, __global const int* slots, __global const int* sinks,
-                       __global const int* windows, int n, int heads_q, int heads_kv,
-                       float scale_log2) {
-    SPARSE_PROLOGUE
-    const int sink = sinks[slot], window = windows[slot];
-    const int end = min(start + 64, n);
-    /* keys [0, sink) and the window of the block's rows [start - window + 1, end), each once */
-    const int sink_end = min(sink, end);
-    const int window_begin = max(sink_end, start - window + 1);
-    const int sink_tiles = (sink_end + 63) / 64;
-    const int window_tiles = (end - window_begin + 63) / 64;
-#define A_SHAPE_KEY(t, r)                                                                        \
-    ((t) < sink_tiles ? ((t) * 64 + (r) < sink_end ? (t) * 64 + (r) : -1)                        \
-                      : (window_begin + ((t) - sink_tiles) * 64 + (r) < end                      \
-                             ? window_begin + ((t) - sink_tiles) * 64 + (r) : -1))
-#define A_SHAPE_UNMASKED(t)                                                                      \
-    ((t) < sink_tiles ? ((t) + 1) * 64 <= sink_end && ((t) + 1) * 64 - 1 <= start                \
-                      : window_begin + ((t) - sink_tiles) * 64 + 64 <= start + 1 &&              \
-                            end - 1 - (window_begin + ((t) - sink_tiles) * 64) < window)
-    ATTENTION_TILES(sink_tiles + window_tiles, A_SHAPE_KEY, 1, sink, window, A_SHAPE_UNMASKED)
-#undef A_SHAPE_KEY
-#undef A_SHAPE_UNMASKED
-    ATTENTION_STORE()
-}
 
 __kernel __attribute__((reqd_work_group_size(ATTENTION_THREADS, 1, 1)))
 void vertical_slash_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,

@@ -24,9 +24,12 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     /// NVIDIA path: m-tiles per warp of the sparse kernels, whose work-groups are 64 rows
     /// (1: 4 warps, 2: 2 warps).
     public var sparseMTiles: Int
+    /// NVIDIA path: `queryInShared` of the sparse kernels (nil: the same as the dense kernel's).
+    /// Q in registers leaves their 64-row work-groups 16 KiB less shared memory.
+    public var sparseQueryInShared: Bool?
 
     public init(path: Path, queryTile: Int, keyTile: Int = 32, mTiles: Int = 1, keysPerStep: Int = 64,
-                queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1) {
+                queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -35,6 +38,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         self.queryInShared = queryInShared
         self.stages = stages
         self.sparseMTiles = sparseMTiles
+        self.sparseQueryInShared = sparseQueryInShared
     }
 
     /// Warps per work-group on the NVIDIA path.
@@ -47,6 +51,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         switch path {
         case .nvidiaMMA:
             "\(path.rawValue) rows=\(queryTile) warps=\(warps) m_tiles=\(mTiles) kv=\(keysPerStep) stages=\(stages)\(queryInShared ? " q_smem" : "")"
+                + " sparse_m_tiles=\(sparseMTiles)\(sparse.queryInShared ? " sparse_q_smem" : "")"
         case .portable: "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
         }
     }
@@ -56,6 +61,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         var c = self
         c.queryTile = 64
         c.mTiles = sparseMTiles
+        c.queryInShared = sparseQueryInShared ?? queryInShared
         return c
     }
 
@@ -64,7 +70,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         switch path {
         case .nvidiaMMA:
             let q = queryTile * headDim * 2, kv = 2 * stages * keysPerStep * headDim * 2
-            return (queryInShared ? q + kv : max(q, kv)) + 2 * keysPerStep * 4
+            return (queryInShared ? q + kv : max(q, kv)) + (stages + 1) * (keysPerStep + 1) * 4
         case .portable:
             return 2 * keyTile * headDim * 4 + keyTile * 4
         }
@@ -100,7 +106,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
 
 extension KernelConfig {
     /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
-    /// stages, sparse_m_tiles.
+    /// stages, sparse_m_tiles, sparse_q_smem.
     mutating func apply(override: String) {
         for pair in override.split(separator: ",") {
             let kv = pair.split(separator: "=")
@@ -113,6 +119,7 @@ extension KernelConfig {
             case "q_smem": queryInShared = value != 0
             case "stages" where value == 1 || value == 2: stages = value
             case "sparse_m_tiles" where value == 1 || value == 2: sparseMTiles = value
+            case "sparse_q_smem": sparseQueryInShared = value != 0
             default: continue
             }
         }

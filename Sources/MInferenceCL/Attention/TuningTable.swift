@@ -24,11 +24,13 @@ public struct TuningTable: Sendable {
         // Benchmarks/RESULTS.md): 4 warps x 32 rows reuse every K/V fragment twice and Q is re-read
         // from shared memory (fragments in registers spill), two-stage 64-key K/V pipeline:
         // 264 TFLOP/s dense causal fp16 d=128 at 64K against 228 for 8 warps x 16 rows, one stage.
-        // The sparse kernels' 64-row blocks run 4 warps x 16 rows (224 TFLOP/s A-shape at 128K;
-        // 2 warps x 32 rows measured 217).
+        // A-shape runs on this dense configuration. The vertical-slash and block-sparse kernels'
+        // 64-row blocks run 4 warps x 16 rows with Q in registers (2026-11-27, 128K structured:
+        // 224 / 236 TFLOP/s against 219 / 231 with Q in shared memory; 2 warps x 32 rows 149 /
+        // 155, or 227 / 229 with 32-key steps).
         Row(vendor: "nvidia", device: "*", maxHeadDim: 128,
             config: KernelConfig(path: .nvidiaMMA, queryTile: 128, mTiles: 2, keysPerStep: 64, queryInShared: true, stages: 2,
-                                 sparseMTiles: 1),
+                                 sparseMTiles: 1, sparseQueryInShared: false),
             source: "H100 tuning, 2026-11-27"),
         // Portable defaults: 32 staged keys keep K+V tiles at 32 KiB for d = 128; d > 128 halves
         // the tile so that local memory stays within the 48 KiB many GPUs offer.

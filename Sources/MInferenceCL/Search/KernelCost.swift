@@ -31,9 +31,11 @@ public struct KernelCost: Sendable, Hashable, CustomStringConvertible {
         return KernelCost(tiles: r * (r + 1) / 2, length: n)
     }
 
-    /// A-shape (sparse_attention.cl, a_shape_attention): per row block [start, end), the sink
-    /// keys [0, min(sink, end)) in ceil(sink_end / 64) tiles, then the window keys
-    /// [max(sink_end, start - window + 1), end) in 64-key tiles. Budgets above N count as N.
+    /// A-shape (a_shape_attention.cl) in 64-row blocks, as upstream's kernel and our portable
+    /// path run it: per row block [start, end), the sink keys [0, min(sink, end)) in
+    /// ceil(sink_end / 64) tiles, then the window keys [max(sink_end, start - window + 1), end)
+    /// in 64-key tiles. (The NVIDIA path's 128-row blocks cover the same pairs; their tiles differ
+    /// only at the window's two edges.) Budgets above N count as N.
     public static func aShape(length n: Int, sink: Int, window: Int) -> KernelCost {
         let sink = min(sink, n), window = min(window, n)
         var tiles = 0

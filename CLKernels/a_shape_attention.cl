@@ -1,0 +1,53 @@
+/*
+ * a_shape_attention.cl: MInference's static A-shape pattern (MINFERENCE.md section 3), each query
+ * i attending keys [0, sink) and [i - window + 1, i], element-exact. The key set does not depend
+ * on the row blocking, so the kernel runs on the dense kernel's tile configuration
+ * (ATTENTION_ROWS rows per work-group: 128 on the NVIDIA path, where a warp's 32 rows reuse every
+ * K/V fragment twice) rather than on upstream's 64-row blocks.
+ *
+ *   per row block [start, end): the sink tiles [0, min(sink, end)), then the window
+ *   [max(sink_end, start - window + 1), end) in 64-key tiles; the mask is exact per element.
+ *
+ * All A-shape heads of a layer run in one launch: group (row block, slot), slot s computing
+ * flattened query head slots[s] with its own sink and window. Layout as in dense_attention.cl;
+ * prefill only (Nq = Nk = n). Work: global (R * ATTENTION_THREADS, slots), local
+ * (ATTENTION_THREADS, 1), R = ceil(n / ATTENTION_ROWS); row blocks run last first.
+ */
+#include "attention_path.h"
+
+__kernel __attribute__((reqd_work_group_size(ATTENTION_THREADS, 1, 1)))
+void a_shape_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,
+                       __global out_t* o, __global const int* slots, __global const int* sinks,
+                       __global const int* windows, int n, int heads_q, int heads_kv,
+                       float scale_log2) {
+    const int row_block = (int)get_num_groups(0) - 1 - (int)get_group_id(0);
+    const int slot = get_group_id(1);
+    const int head = slots[slot];
+    const int n_q = n;
+    const int start = row_block * ATTENTION_ROWS;
+    const int kv = kv_head_of(head, heads_q, heads_kv);
+    __global const in_t* kh = k + (size_t)kv * n * HEAD_DIM;
+    __global const in_t* vh = v + (size_t)kv * n * HEAD_DIM;
+    ATTENTION_SETUP(start, 0)
+
+    const int sink = sinks[slot], window = windows[slot];
+    const int end = min(start + ATTENTION_ROWS, n);
+    /* keys [0, sink) and the window of the block's rows [start - window + 1, end), each once */
+    const int sink_end = min(sink, end);
+    const int window_begin = max(sink_end, start - window + 1);
+    const int sink_tiles = (sink_end + SOURCE_TILE - 1) / SOURCE_TILE;
+    const int window_tiles = (end - window_begin + SOURCE_TILE - 1) / SOURCE_TILE;
+#define WINDOW_KEY(t, r) (window_begin + ((t) - sink_tiles) * SOURCE_TILE + (r))
+#define A_SHAPE_KEY(t, r)                                                                        \
+    ((t) < sink_tiles ? ((t) * SOURCE_TILE + (r) < sink_end ? (t) * SOURCE_TILE + (r) : -1)     \
+                      : (WINDOW_KEY(t, r) < end ? WINDOW_KEY(t, r) : -1))
+    /* every key of the tile left of the first row, and none older than the last row's window */
+#define A_SHAPE_UNMASKED(t)                                                                      \
+    ((t) < sink_tiles ? ((t) + 1) * SOURCE_TILE <= sink_end && ((t) + 1) * SOURCE_TILE - 1 <= start \
+                      : WINDOW_KEY(t, SOURCE_TILE) <= start + 1 && end - 1 - WINDOW_KEY(t, 0) < window)
+    ATTENTION_TILES(sink_tiles + window_tiles, A_SHAPE_KEY, 1, sink, window, A_SHAPE_UNMASKED)
+#undef WINDOW_KEY
+#undef A_SHAPE_KEY
+#undef A_SHAPE_UNMASKED
+    ATTENTION_STORE()
+}
