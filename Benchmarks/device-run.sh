@@ -4,6 +4,7 @@
 # copied into .gpu/lib) and, for `benchmark`, with .baseline/ prepared (Benchmarks/baselines/README.md).
 #
 #   bash Benchmarks/device-run.sh validate COMMIT OUT_DIR    correctness on the device, real data, thresholds, estimation paths
+#                                                            (and the portable dense path, unless SKIP_PORTABLE=1)
 #   bash Benchmarks/device-run.sh benchmark COMMIT OUT_DIR   PyTorch/MInference baselines, then ours, in one call
 set -uo pipefail
 mode=$1 commit=$2 out=$3
@@ -29,7 +30,7 @@ validate)
     timeout 90 bash .gpu/run minference-bench run --lengths 131072 --one-head-lengths 1048576 --patterns vertical-slash block-sparse \
       --inputs structured --repeats 3 --estimation $e --commit "$commit" --out "$out/estimation-$e.json" 2>&1 | tail -5
   done
-  MINFERENCECL_TUNING=path=portable timeout 100 bash .gpu/run minference-bench run --lengths 4096 8192 16384 32768 --one-head-lengths 0 \
+  [ "${SKIP_PORTABLE:-0}" = 1 ] || MINFERENCECL_TUNING=path=portable timeout 100 bash .gpu/run minference-bench run --lengths 4096 8192 16384 32768 --one-head-lengths 0 \
     --patterns dense --inputs structured --repeats 3 --commit "$commit" --out "$out/portable.json" 2>&1 | tail -6
   ;;
 benchmark)

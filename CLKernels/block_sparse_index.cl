@@ -28,19 +28,77 @@ __kernel void block_mean_pool(__global const in_t* x, __global const int* slots,
     pooled[((size_t)slot * blocks + m) * HEAD_DIM + c] = sum * (1.0f / POOL_ROWS);
 }
 
+/* Tiling of block_scores: SCORE_TILE x SCORE_TILE scores per work-group of
+ * (SCORE_TILE / SCORE_PER_THREAD)^2 work-items, each SCORE_PER_THREAD^2 of them in registers;
+ * SCORE_DEPTH channels staged in local memory per step. */
+#ifndef SCORE_TILE
+#define SCORE_TILE 64
+#endif
+#ifndef SCORE_PER_THREAD
+#define SCORE_PER_THREAD 4
+#endif
+#ifndef SCORE_DEPTH
+#define SCORE_DEPTH (HEAD_DIM % 16 == 0 ? 16 : 8)
+#endif
+#define SCORE_SIDE (SCORE_TILE / SCORE_PER_THREAD) /* work-items per side */
+#define SCORE_THREADS (SCORE_SIDE * SCORE_SIDE)
+#if SCORE_PER_THREAD != 4 || HEAD_DIM % SCORE_DEPTH != 0 || SCORE_DEPTH % 4 != 0
+#error "block_scores: SCORE_PER_THREAD must be 4 (float4 rows), SCORE_DEPTH a multiple of 4 dividing HEAD_DIM"
+#endif
+
+/* Stages rows [first, first + SCORE_TILE) x channels [c0, c0 + SCORE_DEPTH) of `x` ([blocks,
+ * HEAD_DIM]) transposed into tile[channel][row]; rows past `blocks` are 0. */
+INLINE void stage_pooled(__local float* tile, __global const float* x, int first, int blocks, int c0, int lid) {
+    for (int e = lid; e < SCORE_TILE * SCORE_DEPTH / 4; e += SCORE_THREADS) {
+        const int r = e / (SCORE_DEPTH / 4), c = (e % (SCORE_DEPTH / 4)) * 4;
+        const float4 x4 = first + r < blocks ? vload4(0, x + (size_t)(first + r) * HEAD_DIM + c0 + c) : (float4)(0.0f);
+        tile[(c + 0) * SCORE_TILE + r] = x4.s0;
+        tile[(c + 1) * SCORE_TILE + r] = x4.s1;
+        tile[(c + 2) * SCORE_TILE + r] = x4.s2;
+        tile[(c + 3) * SCORE_TILE + r] = x4.s3;
+    }
+}
+
 /* scores[slot, m, b] = pooled_q[slot, m] . pooled_k[kv(slot), b] for b <= m (the rest is never
- * read). Portable stand-in for the CLBlast GEMM. Work: global (nb, nb, slots). */
-__kernel void block_scores(__global const float* pooled_q, __global const float* pooled_k,
-                           __global const int* slots, __global float* scores, int blocks, int heads_q,
-                           int heads_kv) {
-    const int b = get_global_id(0);
-    const int m = get_global_id(1);
-    const int slot = get_global_id(2);
-    if (b >= blocks || m >= blocks || b > m) return;
+ * read, so tiles above the diagonal are skipped: half a GEMM's work). The portable stand-in for
+ * the CLBlast GEMM, fp32 like it. Work: global (T * SCORE_SIDE, T * SCORE_SIDE, slots), local
+ * (SCORE_SIDE, SCORE_SIDE, 1), T = ceil(blocks / SCORE_TILE). */
+__kernel __attribute__((reqd_work_group_size(SCORE_SIDE, SCORE_SIDE, 1)))
+void block_scores(__global const float* pooled_q, __global const float* pooled_k,
+                  __global const int* slots, __global float* scores, int blocks, int heads_q,
+                  int heads_kv) {
+    const int tile_b = get_group_id(0), tile_m = get_group_id(1), slot = get_group_id(2);
+    if (tile_b > tile_m) return; /* above the diagonal: the whole work-group leaves */
+    const int tx = get_local_id(0), ty = get_local_id(1), lid = ty * SCORE_SIDE + tx;
     const int kv = kv_head_of(slots[slot], heads_q, heads_kv);
-    __global const float* qr = pooled_q + ((size_t)slot * blocks + m) * HEAD_DIM;
-    __global const float* kr = pooled_k + ((size_t)kv * blocks + b) * HEAD_DIM;
-    float8 dot = (float8)(0.0f);
-    for (int c = 0; c < HEAD_VEC; ++c) dot = fma(vload8(c, qr), vload8(c, kr), dot);
-    scores[((size_t)slot * blocks + m) * blocks + b] = horizontal_sum8(dot);
+    __global const float* qh = pooled_q + (size_t)slot * blocks * HEAD_DIM;
+    __global const float* kh = pooled_k + (size_t)kv * blocks * HEAD_DIM;
+    __local float q_tile[SCORE_DEPTH * SCORE_TILE] __attribute__((aligned(16)));
+    __local float k_tile[SCORE_DEPTH * SCORE_TILE] __attribute__((aligned(16)));
+    float4 acc[SCORE_PER_THREAD];
+    for (int i = 0; i < SCORE_PER_THREAD; ++i) acc[i] = (float4)(0.0f);
+    for (int c0 = 0; c0 < HEAD_DIM; c0 += SCORE_DEPTH) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* the last step's reads are done */
+        stage_pooled(q_tile, qh, tile_m * SCORE_TILE, blocks, c0, lid);
+        stage_pooled(k_tile, kh, tile_b * SCORE_TILE, blocks, c0, lid);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int c = 0; c < SCORE_DEPTH; ++c) {
+            /* rows ty*4.., columns tx*4..: one float4 each from the transposed tiles */
+            const float4 a = vload4(ty, q_tile + c * SCORE_TILE);
+            const float4 b = vload4(tx, k_tile + c * SCORE_TILE);
+            acc[0] = fma((float4)(a.s0), b, acc[0]);
+            acc[1] = fma((float4)(a.s1), b, acc[1]);
+            acc[2] = fma((float4)(a.s2), b, acc[2]);
+            acc[3] = fma((float4)(a.s3), b, acc[3]);
+        }
+    }
+    for (int i = 0; i < SCORE_PER_THREAD; ++i) {
+        const int m = tile_m * SCORE_TILE + ty * SCORE_PER_THREAD + i;
+        if (m >= blocks) continue;
+        const float row[4] = {acc[i].s0, acc[i].s1, acc[i].s2, acc[i].s3};
+        for (int j = 0; j < SCORE_PER_THREAD; ++j) {
+            const int b = tile_b * SCORE_TILE + tx * SCORE_PER_THREAD + j;
+            if (b <= m) scores[((size_t)slot * blocks + m) * blocks + b] = row[j];
+        }
+    }
 }

@@ -36,6 +36,8 @@ struct SparsePatternTests {
         Case(pattern: .blockSparse(blocks: 3), headsQ: 9, headsKV: 3, length: 500, headDim: 64, dtype: .f16),
         Case(pattern: .blockSparse(blocks: 4), headsQ: 4, headsKV: 2, length: 640, headDim: 128, dtype: .bf16, estimation: .clblast),
         Case(pattern: .blockSparse(blocks: 2), headsQ: 2, headsKV: 1, length: 200, headDim: 64, dtype: .f32, batch: 2),
+        // more than one 64 x 64 tile of block scores (above-diagonal tiles skipped), d % 16 != 0
+        Case(pattern: .blockSparse(blocks: 5), headsQ: 3, headsKV: 1, length: 4500, headDim: 72, dtype: .f16),
         // the Llama-3-8B head layout (32/8), N below every budget and N below 64
         Case(pattern: .verticalSlash(vertical: 1000, slash: 6096), headsQ: 32, headsKV: 8, length: 130, headDim: 64, dtype: .f16),
         Case(pattern: .blockSparse(blocks: 100), headsQ: 32, headsKV: 8, length: 150, headDim: 64, dtype: .bf16),

@@ -58,7 +58,9 @@ struct BlockSparsePipeline {
                 context: context, m: nb, n: nb, k: d, a: pooledQ, aOffsets: (0..<s).map { $0 * nb * d },
                 b: pooledK, bOffsets: kvOf.map { $0 * nb * d }, c: scores, cOffsets: (0..<s).map { $0 * nb * nb }))
         } else {
-            events.append(try context.launch(program, "block_scores", global: [nb, nb, s], local: nil,
+            // 64 x 64 scores per work-group of 16 x 16 (block_sparse_index.cl: SCORE_TILE, SCORE_SIDE).
+            let tiles = (nb + 63) / 64
+            events.append(try context.launch(program, "block_scores", global: [tiles * 16, tiles * 16, s], local: [16, 16, 1],
                                              [.buffer(pooledQ), .buffer(pooledK), .buffer(slotBuffer), .buffer(scores), .int(nb),
                                               .int(problem.headsQ), .int(problem.headsKV)]))
         }
