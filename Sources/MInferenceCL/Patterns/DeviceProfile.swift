@@ -23,13 +23,14 @@ public struct DeviceProfile: Sendable, Hashable {
 
     public static let table: [DeviceProfile] = [
         // `minference-bench thresholds` (Hq 32, Hkv 8, d 128, fp16, default budgets, structured input)
-        // and `run --estimation clblast|fused`, 2026-11-27, commit 9ea047a; Benchmarks/RESULTS.md.
-        // A-shape beats dense from 2K, block-sparse from 16K, vertical-slash from 64K (at 32K it is
-        // 1.14x slower); CLBlast's estimation GEMMs are as fast as the fused logits at 128K and
-        // 10x faster for the block scores.
+        // and `run --estimation clblast|fused`, 2026-11-27, commit 9a27383; Benchmarks/RESULTS.md.
+        // A-shape beats dense from 8K (below, its 4096-key budget covers everything), block-sparse
+        // from 16K, vertical-slash from 64K (at 32K it is 1.12x slower); CLBlast's logits GEMM is
+        // faster than the fused logits at 128K (7.2 vs 8.5 ms), the tiled causal block_scores
+        // kernel beats CLBlast's full GEMM (1.5 vs 3.1 ms at 128K, 1.9 vs 5.2 at 1M).
         DeviceProfile(vendor: "nvidia", device: "H100",
-                      denseBelow: [.aShape: 2048, .verticalSlash: 65536, .blockSparse: 16384],
-                      estimation: .clblast, blockScores: .clblast,
+                      denseBelow: [.aShape: 8192, .verticalSlash: 65536, .blockSparse: 16384],
+                      estimation: .clblast, blockScores: .fused,
                       source: "H100 measured 2026-11-27"),
         // PoCL on 2 AMD EPYC cores (Hq 4/2, Hkv 1): A-shape wins from 2K; vertical-slash never won
         // up to 16K and block-sparse not consistently, so both fall back below 32K. The fused
