@@ -40,6 +40,10 @@
 #ifndef MMA_STAGES
 #define MMA_STAGES 1 /* 1: K and V tiles alternate in one buffer each; 2: step t+1 loads while step t computes */
 #endif
+#ifndef MMA_RESCALE_LOG2
+#define MMA_RESCALE_LOG2 0 /* > 0: keep a stale row maximum until the true one exceeds it by this many
+                              powers of two (P <= 2^MMA_RESCALE_LOG2), skipping O's rescale; 0: every step */
+#endif
 #if MMA_STAGES != 1 && MMA_STAGES != 2
 #error "MMA_STAGES must be 1 or 2"
 #endif
@@ -357,24 +361,59 @@ INLINE void mask_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], __local const in
     }
 }
 
+/* 1 when `p` is non-zero in any lane of the warp (every lane gets the same answer). */
+INLINE int warp_any(int p) {
+    int r;
+    asm volatile("{\n\t.reg .pred in, out;\n\tsetp.ne.s32 in, %1, 0;\n\tvote.sync.any.pred out, in, 0xffffffff;\n\t"
+                 "selp.s32 %0, 1, 0, out;\n\t}" : "=r"(r) : "r"(p));
+    return r;
+}
+
 /* Online softmax over one step: new row maxima, rescale O and the row sums, S -> P in place.
  * Maxima are kept unscaled (scale > 0 commutes with max); p = 2^(s * scale - m * scale) is one
- * FMA and one ex2 per score. */
+ * FMA and one ex2 per score. With MMA_RESCALE_LOG2 > 0 a warp keeps its rows' maxima (and skips
+ * the rescale of O, 4 * MMA_D_TILES multiplies per row pair) while no row's new maximum exceeds
+ * its kept one by 2^MMA_RESCALE_LOG2: P then stays <= 2^MMA_RESCALE_LOG2, exact after the
+ * final division by the row sum (the FlashAttention-4 trick). */
 INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
                            float row_max[MMA_M_TILES][2], float row_sum[MMA_M_TILES][2], float scale_log2) {
+    float new_max[MMA_M_TILES][2];
+    int grows = 0;
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
         float m0 = row_max[mt][0], m1 = row_max[mt][1];
         _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
             m0 = fmax(m0, fmax(s[mt][t][0], s[mt][t][1]));
             m1 = fmax(m1, fmax(s[mt][t][2], s[mt][t][3]));
         }
-        m0 = quad_max(m0);
-        m1 = quad_max(m1);
-        /* A row that has seen nothing yet keeps max -inf; subtracting 0 instead avoids inf - inf. */
-        const float bias0 = m0 == -INFINITY ? 0.0f : -m0 * scale_log2;
-        const float bias1 = m1 == -INFINITY ? 0.0f : -m1 * scale_log2;
-        const float alpha0 = native_exp2(fma(row_max[mt][0], scale_log2, bias0));
-        const float alpha1 = native_exp2(fma(row_max[mt][1], scale_log2, bias1));
+        new_max[mt][0] = quad_max(m0);
+        new_max[mt][1] = quad_max(m1);
+#if MMA_RESCALE_LOG2 > 0
+        /* -inf kept and finite new: grows; both -inf (nothing seen yet): nothing to rescale */
+        grows |= new_max[mt][0] * scale_log2 > fma(row_max[mt][0], scale_log2, (float)MMA_RESCALE_LOG2);
+        grows |= new_max[mt][1] * scale_log2 > fma(row_max[mt][1], scale_log2, (float)MMA_RESCALE_LOG2);
+#endif
+    }
+#if MMA_RESCALE_LOG2 > 0
+    if (warp_any(grows))
+#endif
+    {
+        _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+            /* A row that has seen nothing yet keeps max -inf; its alpha multiplies zeros. */
+            const float alpha0 = new_max[mt][0] == -INFINITY ? 1.0f : native_exp2((row_max[mt][0] - new_max[mt][0]) * scale_log2);
+            const float alpha1 = new_max[mt][1] == -INFINITY ? 1.0f : native_exp2((row_max[mt][1] - new_max[mt][1]) * scale_log2);
+            row_sum[mt][0] *= alpha0;
+            row_sum[mt][1] *= alpha1;
+            _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
+                acc_o[mt][t][0] *= alpha0; acc_o[mt][t][1] *= alpha0;
+                acc_o[mt][t][2] *= alpha1; acc_o[mt][t][3] *= alpha1;
+            }
+            row_max[mt][0] = new_max[mt][0];
+            row_max[mt][1] = new_max[mt][1];
+        }
+    }
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        const float bias0 = row_max[mt][0] == -INFINITY ? 0.0f : -row_max[mt][0] * scale_log2;
+        const float bias1 = row_max[mt][1] == -INFINITY ? 0.0f : -row_max[mt][1] * scale_log2;
         float sum0 = 0.0f, sum1 = 0.0f;
         _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
             s[mt][t][0] = native_exp2(fma(s[mt][t][0], scale_log2, bias0));
@@ -385,14 +424,8 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
             sum1 += s[mt][t][2] + s[mt][t][3];
         }
         /* per-thread partial sums; reduced over the quad at the end */
-        row_sum[mt][0] = row_sum[mt][0] * alpha0 + sum0;
-        row_sum[mt][1] = row_sum[mt][1] * alpha1 + sum1;
-        _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
-            acc_o[mt][t][0] *= alpha0; acc_o[mt][t][1] *= alpha0;
-            acc_o[mt][t][2] *= alpha1; acc_o[mt][t][3] *= alpha1;
-        }
-        row_max[mt][0] = m0;
-        row_max[mt][1] = m1;
+        row_sum[mt][0] += sum0;
+        row_sum[mt][1] += sum1;
     }
 }
 

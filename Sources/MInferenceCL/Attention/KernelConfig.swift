@@ -27,9 +27,13 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     /// NVIDIA path: `queryInShared` of the sparse kernels (nil: the same as the dense kernel's).
     /// Q in registers leaves their 64-row work-groups 16 KiB less shared memory.
     public var sparseQueryInShared: Bool?
+    /// NVIDIA path: rescale O only when a row maximum grows by more than 2^rescaleLog2 (0: every
+    /// step, as FlashAttention-2 does).
+    public var rescaleLog2: Int
 
     public init(path: Path, queryTile: Int, keyTile: Int = 32, mTiles: Int = 1, keysPerStep: Int = 64,
-                queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil) {
+                queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil,
+                rescaleLog2: Int = 0) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -39,6 +43,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         self.stages = stages
         self.sparseMTiles = sparseMTiles
         self.sparseQueryInShared = sparseQueryInShared
+        self.rescaleLog2 = rescaleLog2
     }
 
     /// Warps per work-group on the NVIDIA path.
@@ -52,6 +57,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         case .nvidiaMMA:
             "\(path.rawValue) rows=\(queryTile) warps=\(warps) m_tiles=\(mTiles) kv=\(keysPerStep) stages=\(stages)\(queryInShared ? " q_smem" : "")"
                 + " sparse_m_tiles=\(sparseMTiles)\(sparse.queryInShared ? " sparse_q_smem" : "")"
+                + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
         case .portable: "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
         }
     }
@@ -91,6 +97,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             d["MMA_KV"] = "\(keysPerStep)"
             d["MMA_Q_IN_SMEM"] = queryInShared ? "1" : "0"
             d["MMA_STAGES"] = "\(stages)"
+            d["MMA_RESCALE_LOG2"] = "\(rescaleLog2)"
         }
         return d
     }
@@ -106,7 +113,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
 
 extension KernelConfig {
     /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
-    /// stages, sparse_m_tiles, sparse_q_smem.
+    /// stages, sparse_m_tiles, sparse_q_smem, rescale.
     mutating func apply(override: String) {
         for pair in override.split(separator: ",") {
             let kv = pair.split(separator: "=")
@@ -120,6 +127,7 @@ extension KernelConfig {
             case "stages" where value == 1 || value == 2: stages = value
             case "sparse_m_tiles" where value == 1 || value == 2: sparseMTiles = value
             case "sparse_q_smem": sparseQueryInShared = value != 0
+            case "rescale" where value <= 16: rescaleLog2 = value
             default: continue
             }
         }

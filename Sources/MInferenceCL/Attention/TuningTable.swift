@@ -21,16 +21,17 @@ public struct TuningTable: Sendable {
     /// Measured rows first (most specific), defaults last.
     public static let standard = TuningTable(rows: [
         // NVIDIA tensor cores, tuned on an H100 (`minference-bench tune`, 2026-11-27; numbers in
-        // Benchmarks/RESULTS.md): 4 warps x 32 rows reuse every K/V fragment twice and Q is re-read
-        // from shared memory (fragments in registers spill), two-stage 64-key K/V pipeline:
-        // 264 TFLOP/s dense causal fp16 d=128 at 64K against 228 for 8 warps x 16 rows, one stage.
-        // A-shape runs on this dense configuration. The vertical-slash and block-sparse kernels'
-        // 64-row blocks run 4 warps x 16 rows with Q in registers (2026-11-27, 128K structured:
-        // 224 / 236 TFLOP/s against 219 / 231 with Q in shared memory; 2 warps x 32 rows 149 /
-        // 155, or 227 / 229 with 32-key steps).
+        // Benchmarks/RESULTS.md). Dense: 4 warps x 32 rows reuse every K/V fragment twice, Q is
+        // re-read from shared memory (fragments in registers spill), two-stage 64-key K/V
+        // pipeline: 264 TFLOP/s causal fp16 d=128 at 64K against 228 for 8 warps x 16 rows, one
+        // stage; O rescaled only when a row maximum grows by more than 2^8: 280 against 268
+        // (2^6 measured the same). A-shape runs on this dense configuration. The vertical-slash
+        // and block-sparse kernels' 64-row blocks run 4 warps x 16 rows with Q in registers (128K
+        // structured: 224 / 236 TFLOP/s against 219 / 231 with Q in shared memory; 2 warps x 32
+        // rows 149 / 155, or 227 / 229 with 32-key steps).
         Row(vendor: "nvidia", device: "*", maxHeadDim: 128,
             config: KernelConfig(path: .nvidiaMMA, queryTile: 128, mTiles: 2, keysPerStep: 64, queryInShared: true, stages: 2,
-                                 sparseMTiles: 1, sparseQueryInShared: false),
+                                 sparseMTiles: 1, sparseQueryInShared: false, rescaleLog2: 8),
             source: "H100 tuning, 2026-11-27"),
         // Portable defaults: 32 staged keys keep K+V tiles at 32 KiB for d = 128; d > 128 halves
         // the tile so that local memory stays within the 48 KiB many GPUs offer.
