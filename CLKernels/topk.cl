@@ -70,22 +70,10 @@ void topk_rows(__global const float* scores, ulong row_stride, int length, int c
     for (int shift = 32 - RADIX_BITS; shift >= 0; shift -= RADIX_BITS) {
         for (int b = lid; b < RADIX_BINS; b += TOPK_THREADS) histogram[b] = 0;
         barrier(CLK_LOCAL_MEM_FENCE);
-        /* Runs of equal digits are counted in registers and added once: the high digits (sign
-         * and exponent) of a row's scores fall into a few bins, where one atomic per key would
-         * serialize the whole work-group. */
-        uint run_digit = RADIX_BINS, run_length = 0;
         for (int i = lid; i < n; i += TOPK_THREADS) {
             const uint key = order_key(x[i]);
-            if ((key & prefix_mask) != prefix) continue;
-            const uint digit = (key >> shift) & (RADIX_BINS - 1);
-            if (digit != run_digit) {
-                if (run_length > 0) atomic_add(&histogram[run_digit], run_length);
-                run_digit = digit;
-                run_length = 0;
-            }
-            ++run_length;
+            if ((key & prefix_mask) == prefix) atomic_inc(&histogram[(key >> shift) & (RADIX_BINS - 1)]);
         }
-        if (run_length > 0) atomic_add(&histogram[run_digit], run_length);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (lid == 0) {
             uint seen = 0;
