@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Prints the tables of Benchmarks/RESULTS.md from one device call's results:
+   python3 Benchmarks/results_tables.py Benchmarks/results/nvidia-h100-80gb-hbm3.json Benchmarks/results/nvidia-h100-80gb-hbm3-baselines.json
+"""
+import json
+import sys
+
+ours = json.load(open(sys.argv[1]))["runs"]
+base = {(r["name"], r["N"]): r for r in json.load(open(sys.argv[2]))["runs"] if r["status"] == "ok"}
+
+
+def label(n):
+    return f"{n >> 20}M (per head)" if n >= 1 << 20 else f"{n >> 10}K"
+
+
+def runs(pattern, kind="structured"):
+    return [r for r in ours if r["pattern"] == pattern and r["input"] == kind]
+
+
+def table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+
+
+f2 = lambda x: f"{x:.2f}"
+pct = lambda x: f"{100 * x:.1f}%"
+ratio = lambda x: f"{x:.2f}x"
+
+print("**Dense**\n")
+table(["N", "ours ms", "TFLOP/s", "SDPA-FLASH ms", "SDPA-cuDNN ms", "vs FLASH", "vs cuDNN"],
+      [[label(r["N"]), f2(r["ms"]), f"{r['tflops']:.0f}", f2(base["sdpa_flash", r["N"]]["ms"]),
+        f2(base["sdpa_cudnn", r["N"]]["ms"]), ratio(base["sdpa_flash", r["N"]]["ms"] / r["ms"]),
+        ratio(base["sdpa_cudnn", r["N"]]["ms"] / r["ms"])] for r in runs("dense")])
+
+print("**Vertical-slash (1000, 6096)**\n")
+rows = []
+for r in runs("vertical-slash"):
+    b = base["minference_vs", r["N"]]
+    p = b["phases"]
+    rows.append([label(r["N"]), pct(r["density"]), f2(r["phases"]["estimation"]), f2(r["phases"]["indices"]),
+                 f2(r["phases"]["kernel"]), f2(r["ms"]), f"{r['tflops']:.0f}", ratio(r["speedup_vs_dense"]),
+                 f"{b['ms']:.1f} ({p['estimation']:.1f} / {p['prep'] + p['indices']:.1f} / {p['kernel']:.1f})",
+                 ratio(b["ms"] / r["ms"])])
+table(["N", "density", "estimate ms", "indices ms", "kernel ms", "total ms", "TFLOP/s", "vs our dense",
+       "MInference ms (estimate / indices / kernel)", "vs MInference"], rows)
+
+print("**A-shape (128 sink + 3968 window)**\n")
+table(["N", "density", "kernel ms", "TFLOP/s", "vs our dense", "MInference ms", "vs MInference"],
+      [[label(r["N"]), pct(r["density"]), f2(r["ms"]), f"{r['tflops']:.0f}", ratio(r["speedup_vs_dense"]),
+        f"{base['minference_ashape', r['N']]['ms']:.1f}", ratio(base["minference_ashape", r["N"]]["ms"] / r["ms"])]
+       for r in runs("a-shape")])
+
+print("**Block-sparse (100 blocks)**\n")
+rows = []
+for r in runs("block-sparse"):
+    b = base["minference_block_sparse", r["N"]]
+    p = b["phases"]
+    rows.append([label(r["N"]), pct(r["density"]), f2(r["phases"]["estimation"]), f2(r["phases"]["indices"]),
+                 f2(r["phases"]["kernel"]), f2(r["ms"]), f"{r['tflops']:.0f}", ratio(r["speedup_vs_dense"]),
+                 f"{b['ms']:.1f} ({p['estimation']:.1f} / {p['kernel']:.1f})", ratio(b["ms"] / r["ms"])])
+table(["N", "density", "estimate ms", "indices ms", "kernel ms", "total ms", "TFLOP/s", "vs our dense",
+       "MInference ms (estimate / kernel)", "vs MInference"], rows)
+
+print("**Random input** (density actually computed, ms, vs MInference)\n")
+table(["N", "vertical-slash", "A-shape", "block-sparse"],
+      [[label(n)] + [f"{pct(r['density'])}, {f2(r['ms'])}, {ratio(r['speedup'])}" for p in ("vertical-slash", "a-shape", "block-sparse")
+                     for r in runs(p, "random") if r["N"] == n]
+       for n in sorted({r["N"] for r in runs("vertical-slash", "random")})])
+
+print("Estimation + indices share of the pipeline (structured):")
+for p in ("vertical-slash", "block-sparse"):
+    for r in runs(p):
+        if r["N"] in (131072, 1 << 20):
+            share = (r["phases"]["estimation"] + r["phases"]["indices"]) / r["ms"]
+            print(f"  {p} {label(r['N'])}: {100 * share:.1f}%")
