@@ -23,11 +23,11 @@ public struct DeviceProfile: Sendable, Hashable {
 
     public static let table: [DeviceProfile] = [
         // `minference-bench thresholds` (Hq 32, Hkv 8, d 128, fp16, default budgets, structured input)
-        // and `run --estimation clblast|fused`, 2026-11-27, commit 9a27383; Benchmarks/RESULTS.md.
+        // and `run --estimation clblast|fused`, 2026-11-27, commit 670dbfe; Benchmarks/RESULTS.md.
         // A-shape beats dense from 8K (below, its 4096-key budget covers everything), block-sparse
-        // from 16K, vertical-slash from 64K (at 32K it is 1.12x slower); CLBlast's logits GEMM is
-        // faster than the fused logits at 128K (7.2 vs 8.5 ms), the tiled causal block_scores
-        // kernel beats CLBlast's full GEMM (1.5 vs 3.1 ms at 128K, 1.9 vs 5.2 at 1M).
+        // from 16K, vertical-slash from 64K (at 32K it is 1.13x slower); CLBlast's logits GEMM is
+        // faster than the fused logits at 128K (6.8 vs 8.4 ms), the tiled causal block_scores
+        // kernel beats CLBlast's full GEMM (1.5 vs 3.1 ms at 128K, 2.1 vs 5.5 at 1M).
         DeviceProfile(vendor: "nvidia", device: "H100",
                       denseBelow: [.aShape: 8192, .verticalSlash: 65536, .blockSparse: 16384],
                       estimation: .clblast, blockScores: .fused,
