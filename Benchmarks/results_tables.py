@@ -76,3 +76,9 @@ for p in ("vertical-slash", "block-sparse"):
         if r["N"] in (131072, 1 << 20):
             share = (r["phases"]["estimation"] + r["phases"]["indices"]) / r["ms"]
             print(f"  {p} {label(r['N'])}: {100 * share:.1f}%")
+
+print("\nN = 1M, x32 for a whole layer (structured), ms:")
+for r in ours:
+    if r.get("per_head") and r["input"] == "structured":
+        b = base[r["baseline"], r["N"]]
+        print(f"  {r['pattern']}: ours {r['ms'] * 32:.0f}, {r['baseline']} {b['ms'] * 32:.0f}")
