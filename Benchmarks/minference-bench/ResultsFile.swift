@@ -34,6 +34,33 @@ struct ResultsFile: Codable {
         var ms_x32: Double?
         var other_baselines: [String: Double]
         var speedup_vs_dense: Double?
+
+        /// The required baseline fields are written as null when a run has no baseline (the
+        /// synthesized encoding would drop them); the optional extras are left out then.
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(pattern, forKey: .pattern)
+            try c.encode(N, forKey: .N)
+            try c.encode(Hq, forKey: .Hq)
+            try c.encode(Hkv, forKey: .Hkv)
+            try c.encode(d, forKey: .d)
+            try c.encode(dtype, forKey: .dtype)
+            try c.encode(causal, forKey: .causal)
+            try c.encode(ms, forKey: .ms)
+            try c.encode(tflops, forKey: .tflops)
+            try c.encode(density, forKey: .density)
+            try c.encode(baseline, forKey: .baseline)
+            try c.encode(baseline_ms, forKey: .baseline_ms)
+            try c.encode(speedup, forKey: .speedup)
+            try c.encode(input, forKey: .input)
+            try c.encode(phases, forKey: .phases)
+            try c.encode(spread, forKey: .spread)
+            try c.encode(per_head, forKey: .per_head)
+            try c.encodeIfPresent(ms_x32, forKey: .ms_x32)
+            try c.encode(other_baselines, forKey: .other_baselines)
+            try c.encodeIfPresent(speedup_vs_dense, forKey: .speedup_vs_dense)
+        }
     }
 
     static func slug(_ name: String) -> String {

@@ -79,7 +79,8 @@ struct RunCommand: ParsableCommand {
                     if kind == .dense { denseMs = timing.total }
                     let pairs = density * problem.densePairs * Double(hq)
                     let tflops = 4 * Double(headDim) * pairs / (timing.total * 1e9)
-                    let matched = baselines.matches(kind: kind, n: n, heads: hq)
+                    // baseline.py times the structured input only; random runs get no baseline.
+                    let matched = input == "structured" ? baselines.matches(kind: kind, n: n, heads: hq) : []
                     let name = "\(kind.rawValue)-\(Self.label(n))" + (perHead ? "-1head" : "") + "-\(input)"
                     let run = ResultsFile.Run(
                         name: name, pattern: kind.rawValue, N: n, Hq: hq, Hkv: hkv, d: headDim, dtype: dtype.rawValue, causal: true,
