@@ -31,7 +31,9 @@ struct TopKTests {
         return ranked.prefix(k).map { Int32($0 - row.startIndex) }.sorted()
     }
 
-    @Test("Full rows and causal rows match a CPU sort", arguments: [(1, 5, false), (12, 1000, false), (8, 4099, false), (70, 70, true)])
+    /// Short, odd and long rows (the last: 78 keys per work-item per pass) and causal rows.
+    @Test("Full rows and causal rows match a CPU sort",
+          arguments: [(1, 5, false), (12, 1000, false), (8, 4099, false), (70, 70, true), (7, 20000, false)])
     func matchesSort(k: Int, length: Int, causal: Bool) throws {
         let context = try TestDevice.engine().context
         let count = causal ? length : 8
