@@ -8,6 +8,7 @@ let kernelFiles = [
     "attention_path.h",
     "attention_portable.h",
     "attention_nv_mma.h",
+    "pattern_tiles.h",
     "dense_attention.cl",
     "synthetic_input.cl",
     "vertical_slash_estimate.cl",

@@ -6,6 +6,7 @@ public enum EmbeddedKernels {
         "attention_path.h": text(PackageResources.attention_path_h),
         "attention_portable.h": text(PackageResources.attention_portable_h),
         "attention_nv_mma.h": text(PackageResources.attention_nv_mma_h),
+        "pattern_tiles.h": text(PackageResources.pattern_tiles_h),
         "dense_attention.cl": text(PackageResources.dense_attention_cl),
         "synthetic_input.cl": text(PackageResources.synthetic_input_cl),
         "vertical_slash_estimate.cl": text(PackageResources.vertical_slash_estimate_cl),

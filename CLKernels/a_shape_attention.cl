@@ -14,6 +14,7 @@
  * (ATTENTION_THREADS, 1), R = ceil(n / ATTENTION_ROWS); row blocks run last first.
  */
 #include "attention_path.h"
+#include "pattern_tiles.h"
 
 __kernel __attribute__((reqd_work_group_size(ATTENTION_THREADS, 1, 1)))
 void a_shape_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,
@@ -32,21 +33,13 @@ void a_shape_attention(__global const in_t* q, __global const in_t* k, __global 
 
     const int sink = sinks[slot], window = windows[slot];
     const int end = min(start + ATTENTION_ROWS, n);
-    /* keys [0, sink) and the window of the block's rows [start - window + 1, end), each once */
-    const int sink_end = min(sink, end);
-    const int window_begin = max(sink_end, start - window + 1);
-    const int sink_tiles = (sink_end + SOURCE_TILE - 1) / SOURCE_TILE;
-    const int window_tiles = (end - window_begin + SOURCE_TILE - 1) / SOURCE_TILE;
-#define WINDOW_KEY(t, r) (window_begin + ((t) - sink_tiles) * SOURCE_TILE + (r))
-#define A_SHAPE_KEY(t, r)                                                                        \
-    ((t) < sink_tiles ? ((t) * SOURCE_TILE + (r) < sink_end ? (t) * SOURCE_TILE + (r) : -1)     \
-                      : (WINDOW_KEY(t, r) < end ? WINDOW_KEY(t, r) : -1))
+    A_SHAPE_TILES(start, end, sink, window)
+#define A_SHAPE_KEY(t, r) A_SHAPE_TILE_KEY(end, t, r)
     /* every key of the tile left of the first row, and none older than the last row's window */
 #define A_SHAPE_UNMASKED(t)                                                                      \
-    ((t) < sink_tiles ? ((t) + 1) * SOURCE_TILE <= sink_end && ((t) + 1) * SOURCE_TILE - 1 <= start \
-                      : WINDOW_KEY(t, SOURCE_TILE) <= start + 1 && end - 1 - WINDOW_KEY(t, 0) < window)
+    ((t) < sink_tiles ? ((t) + 1) * PATTERN_TILE <= sink_end && ((t) + 1) * PATTERN_TILE - 1 <= start \
+                      : A_SHAPE_WINDOW_KEY(t, PATTERN_TILE) <= start + 1 && end - 1 - A_SHAPE_WINDOW_KEY(t, 0) < window)
     ATTENTION_TILES(sink_tiles + window_tiles, A_SHAPE_KEY, 1, sink, window, A_SHAPE_UNMASKED)
-#undef WINDOW_KEY
 #undef A_SHAPE_KEY
 #undef A_SHAPE_UNMASKED
     ATTENTION_STORE()

@@ -9,8 +9,8 @@
  * Softmax runs in the log2 domain: the host folds log2(e) into the scale, so a score is
  * q . k * scale * log2(e) and probabilities are exp2(score - running_max).
  *
- * This header holds what every kernel shares (element types, head mapping, visibility);
- * attention_path.h picks the tile path of the attention kernels.
+ * This header holds what every kernel shares (element types, head mapping, visibility, the
+ * portable fp32 row math); attention_path.h picks the tile path of the attention kernels.
  */
 #ifndef MINFERENCECL_ATTENTION_COMMON_H
 #define MINFERENCECL_ATTENTION_COMMON_H
@@ -89,6 +89,39 @@ INLINE ushort float_to_bf16(float x) {
 /* KV head read by flattened query head `head` (batch * heads_q + h). */
 INLINE int kv_head_of(int head, int heads_q, int heads_kv) {
     return (head / heads_q) * heads_kv + (head % heads_q) / (heads_q / heads_kv);
+}
+
+/* ---- Portable fp32 row math (the portable tile path and recall.cl) ---------------------------- */
+
+/* One query row widened to fp32 and pre-scaled (scale * log2(e)), as float8 vectors so the dot
+ * products vectorise on CPUs. */
+INLINE void load_scaled_row(float8* q_row, __global const in_t* q, size_t offset, float scale_log2) {
+    for (int c = 0; c < HEAD_VEC; ++c) {
+        float x[8];
+        for (int e = 0; e < 8; ++e) x[e] = LOAD_IN(q, offset + 8 * c + e) * scale_log2;
+        q_row[c] = vload8(0, x);
+    }
+}
+
+/* scores[j] = q_row . k_tile[j] for `keys` staged fp32 keys (a multiple of 4), four at a time:
+ * four independent FMA chains hide the latency. Every key's dot product runs the same
+ * operations in the same order wherever it is staged. */
+INLINE void staged_scores(const float8* q_row, __local const float* k_tile, float* scores, int keys) {
+    for (int j = 0; j < keys; j += 4) {
+        float8 d0 = (float8)(0.0f), d1 = (float8)(0.0f), d2 = (float8)(0.0f), d3 = (float8)(0.0f);
+        __local const float* kr = k_tile + j * HEAD_DIM;
+        for (int c = 0; c < HEAD_VEC; ++c) {
+            const float8 qc = q_row[c];
+            d0 = fma(qc, vload8(c, kr), d0);
+            d1 = fma(qc, vload8(c, kr + HEAD_DIM), d1);
+            d2 = fma(qc, vload8(c, kr + 2 * HEAD_DIM), d2);
+            d3 = fma(qc, vload8(c, kr + 3 * HEAD_DIM), d3);
+        }
+        scores[j] = horizontal_sum8(d0);
+        scores[j + 1] = horizontal_sum8(d1);
+        scores[j + 2] = horizontal_sum8(d2);
+        scores[j + 3] = horizontal_sum8(d3);
+    }
 }
 
 /* Which keys a query may see inside a staged tile: causal always (key <= q_pos) when `causal`,

@@ -32,15 +32,8 @@
     const int q_pos = row + (q_shift);                                                           \
     float8 q_row[HEAD_VEC];                                                                      \
     float8 acc[HEAD_VEC];                                                                        \
-    {                                                                                            \
-        const size_t q_offset = ((size_t)head * n_q + (size_t)clamp(row, 0, n_q - 1)) * HEAD_DIM; \
-        for (int c = 0; c < HEAD_VEC; ++c) {                                                     \
-            float x[8];                                                                          \
-            for (int e = 0; e < 8; ++e) x[e] = LOAD_IN(q, q_offset + 8 * c + e) * scale_log2;     \
-            q_row[c] = vload8(0, x);                                                             \
-            acc[c] = (float8)(0.0f);                                                             \
-        }                                                                                        \
-    }                                                                                            \
+    load_scaled_row(q_row, q, ((size_t)head * n_q + (size_t)clamp(row, 0, n_q - 1)) * HEAD_DIM, scale_log2); \
+    for (int c = 0; c < HEAD_VEC; ++c) acc[c] = (float8)(0.0f);                                  \
     float running_max = -INFINITY, running_sum = 0.0f;
 
 #define ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)                           \
@@ -72,28 +65,12 @@ INLINE void stage_keys(__local float* k_tile, __local float* v_tile, __local con
 }
 
 /* One FlashAttention-2 step for one query row over a staged tile: scores, running max, rescale
- * of the accumulator, P.V. `q` is pre-scaled by scale * log2(e). Rows are float8 vectors so the
- * dot products vectorise on CPUs (a scalar float reduction may not be reassociated). */
+ * of the accumulator, P.V. `q` is pre-scaled by scale * log2(e) (load_scaled_row). */
 INLINE void attend_tile(const float8* q, float8* acc, float* running_max, float* running_sum,
                         __local const float* k_tile, __local const float* v_tile,
                         __local const int* key_pos, int q_pos, int causal, int sink, int window) {
     float scores[KEY_TILE];
-    /* Four keys at a time: four independent accumulator chains hide the FMA latency. */
-    for (int j = 0; j < KEY_TILE; j += 4) {
-        float8 d0 = (float8)(0.0f), d1 = (float8)(0.0f), d2 = (float8)(0.0f), d3 = (float8)(0.0f);
-        __local const float* kr = k_tile + j * HEAD_DIM;
-        for (int c = 0; c < HEAD_VEC; ++c) {
-            const float8 qc = q[c];
-            d0 = fma(qc, vload8(c, kr), d0);
-            d1 = fma(qc, vload8(c, kr + HEAD_DIM), d1);
-            d2 = fma(qc, vload8(c, kr + 2 * HEAD_DIM), d2);
-            d3 = fma(qc, vload8(c, kr + 3 * HEAD_DIM), d3);
-        }
-        scores[j] = horizontal_sum8(d0);
-        scores[j + 1] = horizontal_sum8(d1);
-        scores[j + 2] = horizontal_sum8(d2);
-        scores[j + 3] = horizontal_sum8(d3);
-    }
+    staged_scores(q, k_tile, scores, KEY_TILE);
     float tile_max = -INFINITY;
     for (int j = 0; j < KEY_TILE; ++j) {
         if (!key_visible(key_pos[j], q_pos, causal, sink, window)) scores[j] = -INFINITY;

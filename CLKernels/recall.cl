@@ -7,7 +7,7 @@
  *   dense_row_stats, once per layer, over the keys j <= i in 64-key tiles (online softmax):
  *     m_i = max_j s_ij                 l_i = sum_j 2^(s_ij - m_i)
  *   covered_mass_*, once per candidate, over exactly the 64-key tiles that candidate's sparse
- *   kernel visits (the tile lists of sparse_attention.cl), each key masked as there (causal;
+ *   kernel visits (the tile lists of pattern_tiles.h), each key masked as there (causal;
  *   A-shape element-exact):
  *     recall_i = min(1, sum_{j in K(i)} 2^(s_ij - m_i) / l_i)
  *     partial[slot, m] = sum of recall_i over the rows i of row block m
@@ -22,7 +22,7 @@
  * slots first_slot ..< first_slot + count (the host splits long launches): one work-item per
  * query row of a 64-row block.
  */
-#include "attention_common.h"
+#include "pattern_tiles.h"
 
 #ifndef RECALL_KEYS
 /* Keys staged in local memory per step (4 * RECALL_KEYS * HEAD_DIM bytes): 4, 8, 16, 32 or 64. */
@@ -32,7 +32,6 @@
 #error "RECALL_KEYS must be 4, 8, 16, 32 or 64"
 #endif
 #define RECALL_ROWS 64 /* query rows per work-group: the sparse kernels' (upstream's) row block */
-#define TILE_KEYS 64   /* keys per tile of the sparse kernels' lists */
 
 /* Names every kernel below uses: row block m, slot, head, this work-item's row, its KV head's
  * keys, the row's pre-scaled query in registers and the staging buffers. */
@@ -48,13 +47,13 @@
     __local int key_pos[RECALL_KEYS];                                                            \
     __local float row_recall[RECALL_ROWS];                                                       \
     float8 q_row[HEAD_VEC];                                                                      \
-    load_query(q_row, q, ((size_t)head * n + (size_t)min(row, n - 1)) * HEAD_DIM, scale_log2);
+    load_scaled_row(q_row, q, ((size_t)head * n + (size_t)min(row, n - 1)) * HEAD_DIM, scale_log2);
 
 /* Visits `count` tiles of 64 keys, KEY_OF(t, r) naming slot r of tile t (-1: none), staging
  * RECALL_KEYS keys at a time; STEP runs for every staged part with `scores` and `key_pos`. */
 #define RECALL_TILES(count, KEY_OF, STEP)                                                        \
     for (int tile = 0; tile < (count); ++tile) {                                                 \
-        for (int part = 0; part < TILE_KEYS; part += RECALL_KEYS) {                              \
+        for (int part = 0; part < PATTERN_TILE; part += RECALL_KEYS) {                           \
             barrier(CLK_LOCAL_MEM_FENCE);                                                        \
             for (int j = lid; j < RECALL_KEYS; j += RECALL_ROWS)                                 \
                 key_pos[j] = KEY_OF(tile, part + j);                                             \
@@ -62,7 +61,7 @@
             stage_keys(k_tile, key_pos, kh, lid);                                                \
             barrier(CLK_LOCAL_MEM_FENCE);                                                        \
             float scores[RECALL_KEYS];                                                           \
-            tile_scores(q_row, k_tile, scores);                                                  \
+            staged_scores(q_row, k_tile, scores, RECALL_KEYS);                                   \
             STEP;                                                                                \
         }                                                                                        \
     }
@@ -78,41 +77,12 @@
         if (lid == 0) partial[(size_t)slot * get_num_groups(0) + m] = row_recall[0];             \
     }
 
-INLINE void load_query(float8* q_row, __global const in_t* q, size_t offset, float scale_log2) {
-    for (int c = 0; c < HEAD_VEC; ++c) {
-        float x[8];
-        for (int e = 0; e < 8; ++e) x[e] = LOAD_IN(q, offset + 8 * c + e) * scale_log2;
-        q_row[c] = vload8(0, x);
-    }
-}
-
 /* Loads the keys named in key_pos (-1: zeros) into the fp32 tile. */
 INLINE void stage_keys(__local float* k_tile, __local const int* key_pos, __global const in_t* kh,
                        int lid) {
     for (int e = lid; e < RECALL_KEYS * HEAD_DIM; e += RECALL_ROWS) {
         const int key = key_pos[e / HEAD_DIM];
         k_tile[e] = key >= 0 ? LOAD_IN(kh, (size_t)key * HEAD_DIM + (size_t)(e % HEAD_DIM)) : 0.0f;
-    }
-}
-
-/* scores[j] = q . k_tile[j], four keys at a time (independent FMA chains hide the latency).
- * Every key's dot product runs the same operations in the same order wherever it is staged,
- * so both passes see bit-identical scores. */
-INLINE void tile_scores(const float8* q_row, __local const float* k_tile, float* scores) {
-    for (int j = 0; j < RECALL_KEYS; j += 4) {
-        float8 d0 = (float8)(0.0f), d1 = (float8)(0.0f), d2 = (float8)(0.0f), d3 = (float8)(0.0f);
-        __local const float* kr = k_tile + j * HEAD_DIM;
-        for (int c = 0; c < HEAD_VEC; ++c) {
-            const float8 qc = q_row[c];
-            d0 = fma(qc, vload8(c, kr), d0);
-            d1 = fma(qc, vload8(c, kr + HEAD_DIM), d1);
-            d2 = fma(qc, vload8(c, kr + 2 * HEAD_DIM), d2);
-            d3 = fma(qc, vload8(c, kr + 3 * HEAD_DIM), d3);
-        }
-        scores[j] = horizontal_sum8(d0);
-        scores[j + 1] = horizontal_sum8(d1);
-        scores[j + 2] = horizontal_sum8(d2);
-        scores[j + 3] = horizontal_sum8(d3);
     }
 }
 
@@ -148,8 +118,8 @@ void dense_row_stats(__global const in_t* q, __global const in_t* k, __global co
     RECALL_SETUP
     const int end = min(start + RECALL_ROWS, n);
     float running_max = -INFINITY, running_sum = 0.0f;
-#define DENSE_KEY(t, r) ((t) * TILE_KEYS + (r) < end ? (t) * TILE_KEYS + (r) : -1)
-    RECALL_TILES((end + TILE_KEYS - 1) / TILE_KEYS, DENSE_KEY,
+#define DENSE_KEY(t, r) ((t) * PATTERN_TILE + (r) < end ? (t) * PATTERN_TILE + (r) : -1)
+    RECALL_TILES((end + PATTERN_TILE - 1) / PATTERN_TILE, DENSE_KEY,
                  dense_step(scores, key_pos, row, &running_max, &running_sum))
 #undef DENSE_KEY
     if (row < n) {
@@ -168,17 +138,11 @@ void covered_mass_a_shape(__global const in_t* q, __global const in_t* k, __glob
     RECALL_SETUP
     const int sink = sinks[slot], window = windows[slot];
     const int end = min(start + RECALL_ROWS, n);
-    const int sink_end = min(sink, end);
-    const int window_begin = max(sink_end, start - window + 1);
-    const int sink_tiles = (sink_end + TILE_KEYS - 1) / TILE_KEYS;
-    const int window_tiles = (end - window_begin + TILE_KEYS - 1) / TILE_KEYS;
+    A_SHAPE_TILES(start, end, sink, window)
     const size_t stat = (size_t)head * n + min(row, n - 1);
     const float m_i = row_max[stat];
     float mass = 0.0f;
-#define A_SHAPE_KEY(t, r)                                                                        \
-    ((t) < sink_tiles ? ((t) * TILE_KEYS + (r) < sink_end ? (t) * TILE_KEYS + (r) : -1)          \
-                      : (window_begin + ((t) - sink_tiles) * TILE_KEYS + (r) < end                \
-                             ? window_begin + ((t) - sink_tiles) * TILE_KEYS + (r) : -1))
+#define A_SHAPE_KEY(t, r) A_SHAPE_TILE_KEY(end, t, r)
     RECALL_TILES(sink_tiles + window_tiles, A_SHAPE_KEY,
                  mass += covered_step(scores, key_pos, row, sink, window, m_i))
 #undef A_SHAPE_KEY
@@ -205,11 +169,8 @@ void covered_mass_vertical_slash(__global const in_t* q, __global const in_t* k,
     const size_t stat = (size_t)head * n + min(row, n - 1);
     const float m_i = row_max[stat];
     float mass = 0.0f;
-#define VS_KEY(t, r)                                                                             \
-    ((t) < windows ? (offsets[t] + (r) < n ? offsets[t] + (r) : -1)                              \
-                   : (((t) - windows) * TILE_KEYS + (r) < columns                                \
-                          ? column_keys[((t) - windows) * TILE_KEYS + (r)] : -1))
-    RECALL_TILES(windows + (columns + TILE_KEYS - 1) / TILE_KEYS, VS_KEY,
+#define VS_KEY(t, r) VS_TILE_KEY(t, r, windows, offsets, columns, column_keys, n)
+    RECALL_TILES(VS_TILE_COUNT(windows, columns), VS_KEY,
                  mass += covered_step(scores, key_pos, row, 0, 0, m_i))
 #undef VS_KEY
     RECALL_STORE(fmin(1.0f, mass / row_sum[stat]))
@@ -230,7 +191,7 @@ void covered_mass_block_sparse(__global const in_t* q, __global const in_t* k,
     const size_t stat = (size_t)head * n + min(row, n - 1);
     const float m_i = row_max[stat];
     float mass = 0.0f;
-#define BS_KEY(t, r) (chosen[t] * TILE_KEYS + (r) < n ? chosen[t] * TILE_KEYS + (r) : -1)
+#define BS_KEY(t, r) BS_TILE_KEY(t, r, chosen, n)
     RECALL_TILES(count, BS_KEY, mass += covered_step(scores, key_pos, row, 0, 0, m_i))
 #undef BS_KEY
     RECALL_STORE(fmin(1.0f, mass / row_sum[stat]))

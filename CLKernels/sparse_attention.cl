@@ -15,6 +15,7 @@
  * local (ATTENTION_THREADS, 1), R = ceil(n / 64); row blocks run heaviest (last) first.
  */
 #include "attention_path.h"
+#include "pattern_tiles.h"
 
 #if ATTENTION_ROWS != 64
 #error "the sparse kernels compute 64-query row blocks (upstream's index granularity)"
@@ -46,11 +47,9 @@ void vertical_slash_attention(__global const in_t* q, __global const in_t* k, __
     __global const int* offsets = block_offset + index_row * nnz_s;
     __global const int* column_keys = column_index + index_row * nnz_v;
     /* window tiles first, then the stored columns 64 at a time (all left of the row block) */
-#define VS_KEY(t, r)                                                                             \
-    ((t) < windows ? (offsets[t] + (r) < n ? offsets[t] + (r) : -1)                              \
-                   : (((t) - windows) * 64 + (r) < columns ? column_keys[((t) - windows) * 64 + (r)] : -1))
+#define VS_KEY(t, r) VS_TILE_KEY(t, r, windows, offsets, columns, column_keys, n)
 #define VS_UNMASKED(t) ((t) < windows ? offsets[t] + 63 <= start : ((t) - windows + 1) * 64 <= columns)
-    ATTENTION_TILES(windows + (columns + 63) / 64, VS_KEY, 1, 0, 0, VS_UNMASKED)
+    ATTENTION_TILES(VS_TILE_COUNT(windows, columns), VS_KEY, 1, 0, 0, VS_UNMASKED)
 #undef VS_KEY
 #undef VS_UNMASKED
     ATTENTION_STORE()
@@ -66,7 +65,7 @@ void block_sparse_attention(__global const in_t* q, __global const in_t* k, __gl
     const size_t index_row = (size_t)slot * blocks_per_head + m;
     const int count = selected_counts[index_row];
     __global const int* chosen = selected + index_row * selected_stride;
-#define BS_KEY(t, r) (chosen[t] * 64 + (r) < n ? chosen[t] * 64 + (r) : -1)
+#define BS_KEY(t, r) BS_TILE_KEY(t, r, chosen, n)
 #define BS_UNMASKED(t) (chosen[t] * 64 + 63 <= start)
     ATTENTION_TILES(count, BS_KEY, 1, 0, 0, BS_UNMASKED)
 #undef BS_KEY

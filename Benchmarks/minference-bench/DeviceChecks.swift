@@ -60,27 +60,29 @@ struct DeviceChecks {
             let folder = real.first { c.name.hasSuffix($0.split(separator: "/").suffix(2).joined(separator: "/")) }!
             q = try NPYFile.read(folder + "/q.npy"); k = try NPYFile.read(folder + "/k.npy"); v = try NPYFile.read(folder + "/v.npy")
         } else if c.structured {
-            let generated = try SyntheticInput(seed: 5).generate(context: context, problem: problem)
-            q = try generated.q.download().reshaped(problem.queryShape)
-            k = try generated.k.download().reshaped(problem.keyShape)
-            v = try generated.v.download().reshaped(problem.keyShape)
+            (q, k, v) = try SyntheticInput(seed: 5).generateOnHost(context: context, problem: problem)
         } else {
-            var random = SeededRandom(seed: UInt64(problem.queryLength * 977 + problem.headDim))
-            q = Tensor(shape: problem.queryShape, dtype: problem.inputDType, values: random.normals(problem.queryShape.reduce(1, *)))
-            k = Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
-            v = Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
+            (q, k, v) = problem.normalInputs(seed: UInt64(problem.queryLength * 977 + problem.headDim))
         }
+        return try Self.verifiedRun(engine: engine, problem: problem, q: q, k: k, v: v,
+                                    plan: c.plan ?? .uniform(.dense, heads: problem.headsQ),
+                                    options: SparseOptions(denseFallback: .never, collectIndices: true),
+                                    rows: Self.rows(problem: problem, count: rows))
+    }
+
+    /// Uploads q, k and v, runs `plan` into an output poisoned with NaN first, and verifies the
+    /// output and indices against the float64 reference on `rows`.
+    static func verifiedRun(engine: AttentionEngine, problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor, plan: LayerPlan,
+                            options: SparseOptions, rows: [(head: Int, query: Int)]) throws -> LayerVerification {
+        let context = engine.context
         let dq = try DeviceTensor(context: context, copying: q), dk = try DeviceTensor(context: context, copying: k)
         let dv = try DeviceTensor(context: context, copying: v)
         let out = try DeviceTensor(context: context, shape: problem.queryShape, dtype: problem.outputDType)
         try out.poison()
-        let plan = c.plan ?? .uniform(.dense, heads: problem.headsQ)
-        let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan,
-                                    options: SparseOptions(denseFallback: .never, collectIndices: true))
+        let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan, options: options)
         let output = try out.download()
-        let reference = ReferenceAttention(problem: problem, q: q, k: k, v: v)
-        var verification = LayerVerification(reference: reference, plan: plan, output: output, report: report,
-                                             rows: Self.rows(problem: problem, count: rows))
+        var verification = LayerVerification(reference: ReferenceAttention(problem: problem, q: q, k: k, v: v), plan: plan,
+                                             output: output, report: report, rows: rows)
         if output.floats().contains(where: { !$0.isFinite }) { verification.problems.append("output holds unwritten or non-finite values") }
         return verification
     }

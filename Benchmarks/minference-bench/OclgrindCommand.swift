@@ -62,28 +62,12 @@ struct OclgrindCommand: ParsableCommand {
         for c in try Self.cases() {
             let started = clock.now
             let problem = c.problem
-            let q: Tensor, k: Tensor, v: Tensor
-            if c.synthetic {
-                let generated = try SyntheticInput(seed: 3).generate(context: context, problem: problem)
-                q = try generated.q.download().reshaped(problem.queryShape)
-                k = try generated.k.download().reshaped(problem.keyShape)
-                v = try generated.v.download().reshaped(problem.keyShape)
-            } else {
-                var random = SeededRandom(seed: UInt64(problem.queryLength * 31 + problem.headsQ))
-                q = Tensor(shape: problem.queryShape, dtype: problem.inputDType, values: random.normals(problem.queryShape.reduce(1, *)))
-                k = Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
-                v = Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
-            }
-            let dq = try DeviceTensor(context: context, copying: q), dk = try DeviceTensor(context: context, copying: k)
-            let dv = try DeviceTensor(context: context, copying: v)
-            let out = try DeviceTensor(context: context, shape: problem.queryShape, dtype: problem.outputDType)
-            let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: c.plan,
-                                        options: SparseOptions(denseFallback: .never, collectIndices: true, estimation: backend))
-            let output = try out.download()
+            let (q, k, v) = c.synthetic ? try SyntheticInput(seed: 3).generateOnHost(context: context, problem: problem)
+                : problem.normalInputs(seed: UInt64(problem.queryLength * 31 + problem.headsQ))
             let rows = (0..<(problem.batch * problem.headsQ)).flatMap { h in (0..<problem.queryLength).map { (h, $0) } }
-            var verification = LayerVerification(reference: ReferenceAttention(problem: problem, q: q, k: k, v: v), plan: c.plan,
-                                                 output: output, report: report, rows: rows)
-            if output.floats().contains(where: { !$0.isFinite }) { verification.problems.append("non-finite outputs") }
+            let verification = try DeviceChecks.verifiedRun(
+                engine: engine, problem: problem, q: q, k: k, v: v, plan: c.plan,
+                options: SparseOptions(denseFallback: .never, collectIndices: true, estimation: backend), rows: rows)
             if !verification.passed { failures += 1 }
             let seconds = Double((clock.now - started).components.attoseconds / 10_000_000_000_000_000) / 100 + Double((clock.now - started).components.seconds)
             print("\(verification.passed ? "ok  " : "FAIL") \(c.name): \(c.plan); relative error \(Format.scientific(verification.metrics.relativeL2)) (\(Format.fixed(seconds, 1)) s)")

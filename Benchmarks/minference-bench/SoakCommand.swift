@@ -43,10 +43,7 @@ struct SoakCommand: ParsableCommand {
         let cache: DiskProgramCache? = cacheDir == "off" ? nil : DiskProgramCache(directory: cacheDir ?? temporary!)
         let problem = try AttentionProblem(headsQ: 4, headsKV: 2, queryLength: 70, keyLength: 70, headDim: 64, inputDType: .f16)
         let plan = LayerPlan(heads: [.dense, .aShape(sink: 5, window: 20), .verticalSlash(vertical: 4, slash: 4), .blockSparse(blocks: 1)])
-        var random = SeededRandom(seed: 70)
-        let q = Tensor(shape: problem.queryShape, dtype: .f16, values: random.normals(problem.queryShape.reduce(1, *)))
-        let k = Tensor(shape: problem.keyShape, dtype: .f16, values: random.normals(problem.keyShape.reduce(1, *)))
-        let v = Tensor(shape: problem.keyShape, dtype: .f16, values: random.normals(problem.keyShape.reduce(1, *)))
+        let (q, k, v) = problem.normalInputs(seed: 70)
         let options = SparseOptions(denseFallback: .never, estimation: .fused)
         print("device: \(chosen.info.name); \(cycles) cycles of: open a context, build 7 programs (disk cache \(cache?.directory ?? "off")), run \(plan) and dense on \(problem), read back, release")
 

@@ -26,18 +26,7 @@ struct AttentionCommand: ParsableCommand {
     @Option(name: .long, help: "Output file (.npy).")
     var out: String
 
-    @Option(name: .long, help: "Pattern for every head: dense, a-shape (stream_llm), vertical-slash (vertical_and_slash), block-sparse (block_sparse).")
-    var pattern: String?
-    @Option(name: .long, help: "A-shape: initial (sink) keys every query sees (default 128).")
-    var sink: Int?
-    @Option(name: .long, help: "A-shape: local window, the query included (default 3968).")
-    var window: Int?
-    @Option(name: .long, help: "Vertical-slash: key columns (default 1000).")
-    var vertical: Int?
-    @Option(name: .long, help: "Vertical-slash: diagonals (default 6096).")
-    var slash: Int?
-    @Option(name: .long, help: "Block-sparse: 64-key blocks per 64-query block (default 100).")
-    var blocks: Int?
+    @OptionGroup var patternOptions: PatternOptions
     @Option(name: .long, help: "MInference per-model JSON config with a pattern per layer and head.")
     var config: String?
     @Option(name: .long, help: "Layer of --config to use.")
@@ -76,7 +65,8 @@ struct AttentionCommand: ParsableCommand {
             }
             let problem = try AttentionProblem(q: qt.shape, k: kt.shape, v: vt.shape, dtype: qt.dtype, outputDType: outputDType,
                                                causal: !nonCausal, scale: scale)
-            let plan = try makePlan(heads: problem.headsQ)
+            let plan = try patternOptions.plan(heads: problem.headsQ, config: config, layer: layer, layerFlag: "--layer",
+                                               missingLayer: "--config needs --layer L")
             try plan.validate(for: problem)
             if checkFinite {
                 do { try AttentionEngine.checkFinite(q: qt, k: kt, v: vt) } catch {
@@ -112,41 +102,6 @@ struct AttentionCommand: ParsableCommand {
             print(AttentionReport(device: context.device, report: report).render())
             print("wrote \(out)" + (indicesOut.map { " and indices to \($0)" } ?? ""))
         }
-    }
-
-    private func makePlan(heads: Int) throws -> LayerPlan {
-        let budgetFlags: [(String, Int?)] = [("--sink", sink), ("--window", window), ("--vertical", vertical), ("--slash", slash), ("--blocks", blocks)]
-        if let config {
-            guard pattern == nil else { throw ValidationError("use either --pattern or --config, not both") }
-            if let flag = budgetFlags.first(where: { $0.1 != nil }) {
-                throw ValidationError("\(flag.0) applies to --pattern; --config sets the budgets of every head")
-            }
-            guard let layer else { throw ValidationError("--config needs --layer L") }
-            let file = try PatternConfig.load(path: config)
-            return LayerPlan(heads: try file.patterns(layer: layer, heads: heads))
-        }
-        if layer != nil { throw ValidationError("--layer applies to --config") }
-        let name = pattern ?? "dense"
-        guard let kind = HeadPattern.Kind(name: name) else {
-            throw ValidationError("unknown --pattern '\(name)'; use dense, a-shape, vertical-slash or block-sparse")
-        }
-        let allowed: Set<String> = switch kind {
-        case .dense: []
-        case .aShape: ["--sink", "--window"]
-        case .verticalSlash: ["--vertical", "--slash"]
-        case .blockSparse: ["--blocks"]
-        }
-        if let flag = budgetFlags.first(where: { $0.1 != nil && !allowed.contains($0.0) }) {
-            throw ValidationError("\(flag.0) does not apply to --pattern \(kind.rawValue)")
-        }
-        let pattern: HeadPattern = switch kind {
-        case .dense: .dense
-        case .aShape: .aShape(sink: sink ?? 128, window: window ?? 3968)
-        case .verticalSlash: .verticalSlash(vertical: vertical ?? 1000, slash: slash ?? 6096)
-        case .blockSparse: .blockSparse(blocks: blocks ?? 100)
-        }
-        try pattern.validate()
-        return .uniform(pattern, heads: heads)
     }
 
     private func fallback() throws -> SparseOptions.DenseFallback {

@@ -24,18 +24,7 @@ struct InspectCommand: ParsableCommand {
     var config: String?
     @Option(name: .long, help: "Layer of --config that --layer holds.")
     var layerIndex: Int?
-    @Option(name: .long, help: "One pattern for every head instead of a config: a-shape, vertical-slash, block-sparse or dense.")
-    var pattern: String?
-    @Option(name: .long, help: "A-shape sink keys (default 128).")
-    var sink: Int?
-    @Option(name: .long, help: "A-shape window (default 3968).")
-    var window: Int?
-    @Option(name: .long, help: "Vertical-slash vertical budget (default 1000).")
-    var vertical: Int?
-    @Option(name: .long, help: "Vertical-slash slash budget (default 6096).")
-    var slash: Int?
-    @Option(name: .long, help: "Block-sparse blocks per query block (default 100).")
-    var blocks: Int?
+    @OptionGroup var patternOptions: PatternOptions
     @Option(name: .long, help: "Folder for the pictures (created if missing).")
     var outDir: String
     @Option(name: .long, help: "Cells per side of a head's pictures (clamped to N).")
@@ -58,7 +47,9 @@ struct InspectCommand: ParsableCommand {
             guard decades.isFinite, decades > 0 else { throw ValidationError("--decades must be > 0") }
             let layer = try CalibrationLayer.load(folder: self.layer, values: true, bf16: bf16)
             let problem = try layer.problem()
-            let plan = try makePlan(heads: problem.headsQ)
+            let plan = try patternOptions.plan(heads: problem.headsQ, config: config, layer: layerIndex, layerFlag: "--layer-index",
+                                               missingLayer: "--config needs --layer-index L (the config layer that --layer holds)",
+                                               missingPattern: "give --config FILE --layer-index L, or --pattern P")
             let pictured = try heads.map { try SearchCommand.list($0, flag: "--heads", minimum: 0) } ?? Array(0..<problem.headsQ)
             if let bad = pictured.first(where: { $0 >= problem.headsQ }) {
                 throw ValidationError("--heads: head \(bad) outside 0..<\(problem.headsQ)")
@@ -93,39 +84,5 @@ struct InspectCommand: ParsableCommand {
             print(text, terminator: "")
             print("wrote \(pictured.count) head picture(s), overview.png and summary.txt to \(outDir)")
         }
-    }
-
-    private func makePlan(heads: Int) throws -> LayerPlan {
-        let budgetFlags: [(String, Int?)] = [("--sink", sink), ("--window", window), ("--vertical", vertical), ("--slash", slash), ("--blocks", blocks)]
-        if let config {
-            guard pattern == nil else { throw ValidationError("use either --pattern or --config, not both") }
-            if let flag = budgetFlags.first(where: { $0.1 != nil }) {
-                throw ValidationError("\(flag.0) applies to --pattern; --config sets the budgets of every head")
-            }
-            guard let layerIndex else { throw ValidationError("--config needs --layer-index L (the config layer that --layer holds)") }
-            return LayerPlan(heads: try PatternConfig.load(path: config).patterns(layer: layerIndex, heads: heads))
-        }
-        if layerIndex != nil { throw ValidationError("--layer-index applies to --config") }
-        guard let name = pattern else { throw ValidationError("give --config FILE --layer-index L, or --pattern P") }
-        guard let kind = HeadPattern.Kind(name: name) else {
-            throw ValidationError("unknown --pattern '\(name)'; use dense, a-shape, vertical-slash or block-sparse")
-        }
-        let allowed: Set<String> = switch kind {
-        case .dense: []
-        case .aShape: ["--sink", "--window"]
-        case .verticalSlash: ["--vertical", "--slash"]
-        case .blockSparse: ["--blocks"]
-        }
-        if let flag = budgetFlags.first(where: { $0.1 != nil && !allowed.contains($0.0) }) {
-            throw ValidationError("\(flag.0) does not apply to --pattern \(kind.rawValue)")
-        }
-        let pattern: HeadPattern = switch kind {
-        case .dense: .dense
-        case .aShape: .aShape(sink: sink ?? 128, window: window ?? 3968)
-        case .verticalSlash: .verticalSlash(vertical: vertical ?? 1000, slash: slash ?? 6096)
-        case .blockSparse: .blockSparse(blocks: blocks ?? 100)
-        }
-        try pattern.validate()
-        return .uniform(pattern, heads: heads)
     }
 }

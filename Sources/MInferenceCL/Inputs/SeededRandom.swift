@@ -26,3 +26,15 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         (0..<count).map { _ in normal() * scale }
     }
 }
+
+extension AttentionProblem {
+    /// Host q, k and v of this problem with N(0, 1) entries, drawn from one `seed` stream in
+    /// that order.
+    public func normalInputs(seed: UInt64) -> (q: Tensor, k: Tensor, v: Tensor) {
+        var random = SeededRandom(seed: seed)
+        let q = Tensor(shape: queryShape, dtype: inputDType, values: random.normals(queryShape.reduce(1, *)))
+        let k = Tensor(shape: keyShape, dtype: inputDType, values: random.normals(keyShape.reduce(1, *)))
+        let v = Tensor(shape: keyShape, dtype: inputDType, values: random.normals(keyShape.reduce(1, *)))
+        return (q, k, v)
+    }
+}

@@ -62,4 +62,11 @@ public struct SyntheticInput: Sendable, Hashable {
         try context.finish()
         return (q, k, v)
     }
+
+    /// `generate`, read back into host tensors of the problem's q and k/v shapes.
+    public func generateOnHost(context: ComputeContext, problem: AttentionProblem) throws -> (q: Tensor, k: Tensor, v: Tensor) {
+        let (q, k, v) = try generate(context: context, problem: problem)
+        return (try q.download().reshaped(problem.queryShape), try k.download().reshaped(problem.keyShape),
+                try v.download().reshaped(problem.keyShape))
+    }
 }

@@ -86,15 +86,7 @@ final class VerticalSlashProbe {
         var out: [Measurement] = []
         out.reserveCapacity(variants.count)
         try withIndices(variants) { chunk, _, indices in
-            let r = rowBlocks, count = chunk.count
-            let blockCount = try indices.blockCount.read(as: Int32.self, count: count * r)
-            let columnCount = try indices.columnCount.read(as: Int32.self, count: count * r)
-            let pairs = try indices.coveredPairs.read(as: Int64.self, count: count * r)
-            for c in 0..<count {
-                let rows = (c * r)..<((c + 1) * r)
-                out.append(Measurement(cost: KernelCost.verticalSlash(length: n, blockCount: blockCount[rows], columnCount: columnCount[rows]),
-                                       coveredPairs: Int(pairs[rows].reduce(0, +))))
-            }
+            out += try measurements(of: indices, count: chunk.count)
         }
         return out
     }
@@ -104,19 +96,24 @@ final class VerticalSlashProbe {
         var out: [(Measurement, Double)] = []
         out.reserveCapacity(variants.count)
         try withIndices(variants) { chunk, _, indices in
-            let r = rowBlocks, count = chunk.count
-            let blockCount = try indices.blockCount.read(as: Int32.self, count: count * r)
-            let columnCount = try indices.columnCount.read(as: Int32.self, count: count * r)
-            let pairs = try indices.coveredPairs.read(as: Int64.self, count: count * r)
+            let measured = try measurements(of: indices, count: chunk.count)
             let recalls = try recall.recall(verticalSlash: variants[chunk].map { Int32($0.head) }, indices: indices)
-            for c in 0..<count {
-                let rows = (c * r)..<((c + 1) * r)
-                let measurement = Measurement(cost: KernelCost.verticalSlash(length: n, blockCount: blockCount[rows], columnCount: columnCount[rows]),
-                                              coveredPairs: Int(pairs[rows].reduce(0, +)))
-                out.append((measurement, recalls[c]))
-            }
+            out += zip(measured, recalls).map { ($0, $1) }
         }
         return out
+    }
+
+    /// Cost and covered pairs of the `count` slots of one chunk's index lists.
+    private func measurements(of indices: VerticalSlashPipeline.Indices, count: Int) throws -> [Measurement] {
+        let r = rowBlocks
+        let blockCount = try indices.blockCount.read(as: Int32.self, count: count * r)
+        let columnCount = try indices.columnCount.read(as: Int32.self, count: count * r)
+        let pairs = try indices.coveredPairs.read(as: Int64.self, count: count * r)
+        return (0..<count).map { c in
+            let rows = (c * r)..<((c + 1) * r)
+            return Measurement(cost: KernelCost.verticalSlash(length: n, blockCount: blockCount[rows], columnCount: columnCount[rows]),
+                               coveredPairs: Int(pairs[rows].reduce(0, +)))
+        }
     }
 
     /// A set of heads that share one vertical budget and one slash budget, with a cap on the
