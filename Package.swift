@@ -7,7 +7,9 @@ let kernelFiles = [
     "attention_common.h",
     "attention_path.h",
     "attention_portable.h",
+    "attention_nv_fragments.h",
     "attention_nv_mma.h",
+    "attention_nv_wgmma.h",
     "pattern_tiles.h",
     "dense_attention.cl",
     "synthetic_input.cl",
@@ -19,6 +21,7 @@ let kernelFiles = [
     "sparse_attention.cl",
     "recall.cl",
     "attention_map.cl",
+    "wgmma_probe.cl",
 ]
 
 let package = Package(

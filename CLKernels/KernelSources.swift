@@ -5,7 +5,9 @@ public enum EmbeddedKernels {
         "attention_common.h": text(PackageResources.attention_common_h),
         "attention_path.h": text(PackageResources.attention_path_h),
         "attention_portable.h": text(PackageResources.attention_portable_h),
+        "attention_nv_fragments.h": text(PackageResources.attention_nv_fragments_h),
         "attention_nv_mma.h": text(PackageResources.attention_nv_mma_h),
+        "attention_nv_wgmma.h": text(PackageResources.attention_nv_wgmma_h),
         "pattern_tiles.h": text(PackageResources.pattern_tiles_h),
         "dense_attention.cl": text(PackageResources.dense_attention_cl),
         "synthetic_input.cl": text(PackageResources.synthetic_input_cl),
@@ -17,6 +19,7 @@ public enum EmbeddedKernels {
         "sparse_attention.cl": text(PackageResources.sparse_attention_cl),
         "recall.cl": text(PackageResources.recall_cl),
         "attention_map.cl": text(PackageResources.attention_map_cl),
+        "wgmma_probe.cl": text(PackageResources.wgmma_probe_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -12,6 +12,7 @@
  * Q's staging reuses it), rows XOR-swizzled in 16-byte chunks so ldmatrix reads are
  * conflict-free. Every K/V fragment read from shared memory serves all MMA_M_TILES m-tiles.
  *
+ * The copies, softmax, mask and store are attention_nv_fragments.h's, shared with the wgmma path.
  * Fragment layouts (PTX ISA, mma.m16n8k16, lane = 4 * group + quad):
  *   A (16x16, row): a0 (group, 2q..2q+1)  a1 (group+8, 2q..)  a2 (group, 8+2q..)  a3 (group+8, 8+2q..)
  *   B (16x8, col):  b0 (k = 2q..2q+1, n = group)  b1 (k = 8+2q.., n = group)
@@ -40,10 +41,6 @@
 #ifndef MMA_STAGES
 #define MMA_STAGES 1 /* 1: K and V tiles alternate in one buffer each; 2: step t+1 loads while step t computes */
 #endif
-#ifndef MMA_RESCALE_LOG2
-#define MMA_RESCALE_LOG2 0 /* > 0: keep a stale row maximum until the true one exceeds it by this many
-                              powers of two (P <= 2^MMA_RESCALE_LOG2), skipping O's rescale; 0: every step */
-#endif
 #if MMA_STAGES != 1 && MMA_STAGES != 2
 #error "MMA_STAGES must be 1 or 2"
 #endif
@@ -70,13 +67,6 @@
 #define MMA_KEY_SLOTS (MMA_STAGES + 1)
 #define MMA_KEYS_PER_THREAD ((MMA_KV + ATTENTION_THREADS - 1) / ATTENTION_THREADS)
 
-#if INPUT_DTYPE == DTYPE_F16
-#define MMA_TYPE "f16"
-#elif INPUT_DTYPE == DTYPE_BF16
-#define MMA_TYPE "bf16"
-#else
-#error "the mma path takes f16 or bf16 inputs"
-#endif
 #if HEAD_DIM != 64 && HEAD_DIM != 128
 #error "the mma path is built for HEAD_DIM 64 or 128"
 #endif
@@ -86,18 +76,8 @@
 #if MMA_M_TILES != 1 && MMA_M_TILES != 2
 #error "MMA_M_TILES must be 1 or 2"
 #endif
+#include "attention_nv_fragments.h"
 
-/* Element offset of (row, 16-byte chunk) in a swizzled [rows][HEAD_DIM] 16-bit tile. */
-INLINE int swizzled(int row, int chunk) { return row * HEAD_DIM + ((chunk ^ (row & 7)) << 3); }
-
-INLINE uint smem_address(__local const ushort* p) { return (uint)(size_t)p; }
-
-/* 16 bytes global -> shared, asynchronously; `bytes` 0 zero-fills (keys past the end). */
-INLINE void cp_async16(__local ushort* dst, __global const ushort* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_address(dst)), "l"((ulong)src), "r"(bytes));
-}
-INLINE void cp_async_commit(void) { asm volatile("cp.async.commit_group;" ::); }
-INLINE void cp_async_wait_all(void) { asm volatile("cp.async.wait_group 0;" ::); }
 
 #define LDSM_X4(r0, r1, r2, r3, ptr)                                                             \
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                 \
@@ -113,28 +93,6 @@ INLINE void cp_async_wait_all(void) { asm volatile("cp.async.wait_group 0;" ::);
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1),                         \
                    "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
 
-/* Two floats to a packed pair of MMA_TYPE (lo in the low half). */
-INLINE uint pack2(float lo, float hi) {
-    uint r;
-    asm("cvt.rn." MMA_TYPE "x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-INLINE float quad_max(float x) {
-    uint y;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
-    x = fmax(x, as_float(y));
-    asm volatile("shfl.sync.bfly.b32 %0, %1, 2, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
-    return fmax(x, as_float(y));
-}
-
-INLINE float quad_sum(float x) {
-    uint y;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
-    x += as_float(y);
-    asm volatile("shfl.sync.bfly.b32 %0, %1, 2, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
-    return x + as_float(y);
-}
 
 /* Issues the copy of one MMA_KV-row tile of `src` rows (key_of_slot[r], -1 = zero row) into `dst`. */
 INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __local const int* key_of_slot,
@@ -346,89 +304,6 @@ INLINE void mma_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], uint qf[MMA_M_TIL
     }
 }
 
-/* -inf where a key is not visible to this thread's rows: q_pos_base + 16 mt (+ 8). */
-INLINE void mask_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], __local const int* keys, int quad, int q_pos_base,
-                        int causal, int sink, int window) {
-    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
-        const int q_pos0 = q_pos_base + 16 * mt, q_pos1 = q_pos0 + 8;
-        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-            const int key0 = keys[t * 8 + 2 * quad], key1 = keys[t * 8 + 2 * quad + 1];
-            if (!key_visible(key0, q_pos0, causal, sink, window)) s[mt][t][0] = -INFINITY;
-            if (!key_visible(key1, q_pos0, causal, sink, window)) s[mt][t][1] = -INFINITY;
-            if (!key_visible(key0, q_pos1, causal, sink, window)) s[mt][t][2] = -INFINITY;
-            if (!key_visible(key1, q_pos1, causal, sink, window)) s[mt][t][3] = -INFINITY;
-        }
-    }
-}
-
-/* 1 when `p` is non-zero in any lane of the warp (every lane gets the same answer). */
-INLINE int warp_any(int p) {
-    int r;
-    asm volatile("{\n\t.reg .pred in, out;\n\tsetp.ne.s32 in, %1, 0;\n\tvote.sync.any.pred out, in, 0xffffffff;\n\t"
-                 "selp.s32 %0, 1, 0, out;\n\t}" : "=r"(r) : "r"(p));
-    return r;
-}
-
-/* Online softmax over one step: new row maxima, rescale O and the row sums, S -> P in place.
- * Maxima are kept unscaled (scale > 0 commutes with max); p = 2^(s * scale - m * scale) is one
- * FMA and one ex2 per score. With MMA_RESCALE_LOG2 > 0 a warp keeps its rows' maxima (and skips
- * the rescale of O, 4 * MMA_D_TILES multiplies per row pair) while no row's new maximum exceeds
- * its kept one by 2^MMA_RESCALE_LOG2: P then stays <= 2^MMA_RESCALE_LOG2, exact after the
- * final division by the row sum (the FlashAttention-4 trick). */
-INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
-                           float row_max[MMA_M_TILES][2], float row_sum[MMA_M_TILES][2], float scale_log2) {
-    float new_max[MMA_M_TILES][2];
-    int grows = 0;
-    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
-        float m0 = row_max[mt][0], m1 = row_max[mt][1];
-        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-            m0 = fmax(m0, fmax(s[mt][t][0], s[mt][t][1]));
-            m1 = fmax(m1, fmax(s[mt][t][2], s[mt][t][3]));
-        }
-        new_max[mt][0] = quad_max(m0);
-        new_max[mt][1] = quad_max(m1);
-#if MMA_RESCALE_LOG2 > 0
-        /* -inf kept and finite new: grows; both -inf (nothing seen yet): nothing to rescale */
-        grows |= new_max[mt][0] * scale_log2 > fma(row_max[mt][0], scale_log2, (float)MMA_RESCALE_LOG2);
-        grows |= new_max[mt][1] * scale_log2 > fma(row_max[mt][1], scale_log2, (float)MMA_RESCALE_LOG2);
-#endif
-    }
-#if MMA_RESCALE_LOG2 > 0
-    if (warp_any(grows))
-#endif
-    {
-        _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
-            /* A row that has seen nothing yet keeps max -inf; its alpha multiplies zeros. */
-            const float alpha0 = new_max[mt][0] == -INFINITY ? 1.0f : native_exp2((row_max[mt][0] - new_max[mt][0]) * scale_log2);
-            const float alpha1 = new_max[mt][1] == -INFINITY ? 1.0f : native_exp2((row_max[mt][1] - new_max[mt][1]) * scale_log2);
-            row_sum[mt][0] *= alpha0;
-            row_sum[mt][1] *= alpha1;
-            _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
-                acc_o[mt][t][0] *= alpha0; acc_o[mt][t][1] *= alpha0;
-                acc_o[mt][t][2] *= alpha1; acc_o[mt][t][3] *= alpha1;
-            }
-            row_max[mt][0] = new_max[mt][0];
-            row_max[mt][1] = new_max[mt][1];
-        }
-    }
-    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
-        const float bias0 = row_max[mt][0] == -INFINITY ? 0.0f : -row_max[mt][0] * scale_log2;
-        const float bias1 = row_max[mt][1] == -INFINITY ? 0.0f : -row_max[mt][1] * scale_log2;
-        float sum0 = 0.0f, sum1 = 0.0f;
-        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
-            s[mt][t][0] = native_exp2(fma(s[mt][t][0], scale_log2, bias0));
-            s[mt][t][1] = native_exp2(fma(s[mt][t][1], scale_log2, bias0));
-            s[mt][t][2] = native_exp2(fma(s[mt][t][2], scale_log2, bias1));
-            s[mt][t][3] = native_exp2(fma(s[mt][t][3], scale_log2, bias1));
-            sum0 += s[mt][t][0] + s[mt][t][1];
-            sum1 += s[mt][t][2] + s[mt][t][3];
-        }
-        /* per-thread partial sums; reduced over the quad at the end */
-        row_sum[mt][0] += sum0;
-        row_sum[mt][1] += sum1;
-    }
-}
-
 /* O += P V for one step; P comes from the softmaxed S registers, each V fragment serves every
  * m-tile of the warp. */
 INLINE void mma_pv(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
@@ -454,27 +329,5 @@ INLINE void mma_pv(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TIL
     }
 }
 
-/* Normalises by the quad-reduced row sums and writes this thread's rows (2 per m-tile). */
-INLINE void store_rows(__global out_t* o, int head, int n_q, int row_base, float acc_o[MMA_M_TILES][MMA_D_TILES][4],
-                       float row_sum[MMA_M_TILES][2], int quad) {
-    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
-        const float sum0 = quad_sum(row_sum[mt][0]), sum1 = quad_sum(row_sum[mt][1]);
-        const float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-        const int row0 = row_base + 16 * mt, row1 = row0 + 8;
-        _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
-            const int col = t * 8 + 2 * quad;
-            if (row0 >= 0 && row0 < n_q) {
-                const size_t at = ((size_t)head * n_q + row0) * HEAD_DIM + col;
-                STORE_OUT(o, at, acc_o[mt][t][0] * inv0);
-                STORE_OUT(o, at + 1, acc_o[mt][t][1] * inv0);
-            }
-            if (row1 >= 0 && row1 < n_q) {
-                const size_t at = ((size_t)head * n_q + row1) * HEAD_DIM + col;
-                STORE_OUT(o, at, acc_o[mt][t][2] * inv1);
-                STORE_OUT(o, at + 1, acc_o[mt][t][3] * inv1);
-            }
-        }
-    }
-}
 
 #endif

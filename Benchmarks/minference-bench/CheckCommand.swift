@@ -2,8 +2,8 @@ import ArgumentParser
 import MInferenceCL
 
 /// `minference-bench check`: the correctness matrix on the selected device, every kernel path
-/// the device runs (the NVIDIA tensor-core path and the portable path), against the float64
-/// reference. Exits non-zero on any failure.
+/// the device runs (wgmma on Hopper, mma.sync on NVIDIA compute capability >= 8.0, the portable
+/// path everywhere), against the float64 reference. Exits non-zero on any failure.
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check", abstract: "Check every kernel path against the float64 reference.")
 
@@ -20,8 +20,9 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         let engine = try deviceOptions.engine()
         let portable = AttentionEngine(context: engine.context, tuningOverride: "path=portable")
+        let mma = AttentionEngine(context: engine.context, tuningOverride: "path=nvidia-mma")
         let info = engine.context.device.info
-        print("device: \(info.name) (\(info.platformName), driver \(info.driverVersion))")
+        print("device: \(info.name) (\(info.platformName), driver \(info.driverVersion)); \(engine.context.wgmma)")
         var table: [[String]] = []
         var failures = 0
         var all = try checks.cases(quick: quick)
@@ -35,9 +36,11 @@ struct CheckCommand: ParsableCommand {
                             })))
         }
         for c in all {
-            for (pathName, e) in [("default", engine), ("portable", portable)] {
+            // The default path, then every slower path the device also runs.
+            for (pathName, e) in [("default", engine), ("nvidia-mma", mma), ("portable", portable)] {
                 let config = e.kernelConfig(for: c.problem)
-                if pathName == "portable" && engine.kernelConfig(for: c.problem).path == .portable { continue }
+                let defaultPath = engine.kernelConfig(for: c.problem).path
+                if pathName != "default" && (config.path == defaultPath || config.path.rawValue != pathName) { continue }
                 let outcome = try checks.check(c, engine: e)
                 if !outcome.passed { failures += 1 }
                 table.append([c.name, "\(c.problem.inputDType)", "N\(c.problem.queryLength)/\(c.problem.keyLength) H\(c.problem.headsQ)/\(c.problem.headsKV) d\(c.problem.headDim)",

@@ -34,6 +34,10 @@ struct ResultsFile: Codable {
         var ms_x32: Double?
         var other_baselines: [String: Double]
         var speedup_vs_dense: Double?
+        /// Sum of the commands' own device times (`ms` is the span, gaps included).
+        var ms_commands: Double
+        /// The tile path the kernels took (`nvidia-wgmma`, `nvidia-mma`, `portable`).
+        var path: String
 
         /// The required baseline fields are written as null when a run has no baseline (the
         /// synthesized encoding would drop them); the optional extras are left out then.
@@ -60,6 +64,8 @@ struct ResultsFile: Codable {
             try c.encodeIfPresent(ms_x32, forKey: .ms_x32)
             try c.encode(other_baselines, forKey: .other_baselines)
             try c.encodeIfPresent(speedup_vs_dense, forKey: .speedup_vs_dense)
+            try c.encode(ms_commands, forKey: .ms_commands)
+            try c.encode(path, forKey: .path)
         }
     }
 

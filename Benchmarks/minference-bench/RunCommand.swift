@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
         let measure = Measurement(warmup: warmup, repeats: repeats)
         let configProblem = try AttentionProblem(headsQ: heads, headsKV: kvHeads, queryLength: 4096, keyLength: 4096, headDim: headDim, inputDType: dtype)
         let path = engine.kernelConfig(for: configProblem)
-        print("device: \(info.name) (\(info.platformName), driver \(info.driverVersion)); dense path \(path)")
+        print("device: \(info.name) (\(info.platformName), driver \(info.driverVersion)); dense path \(path); \(engine.context.wgmma)")
         var results = ResultsFile(device: info.name, driver: info.driverVersion, commit: commit, date: BenchEnvironment.today,
                                   command: command ?? CommandLine.arguments.joined(separator: " "), path: path.description, runs: [])
         var table: [[String]] = []
@@ -90,9 +90,11 @@ struct RunCommand: ParsableCommand {
                         phases: Dictionary(uniqueKeysWithValues: timing.phases.map { ($0.key.rawValue, $0.value) }),
                         spread: timing.spread, per_head: perHead, ms_x32: perHead ? timing.total * 32 : nil,
                         other_baselines: Dictionary(matched.dropFirst().map { ($0.name, $0.ms) }, uniquingKeysWith: { a, _ in a }),
-                        speedup_vs_dense: kind == .dense ? nil : denseMs.map { $0 / timing.total })
+                        speedup_vs_dense: kind == .dense ? nil : denseMs.map { $0 / timing.total },
+                        ms_commands: timing.commands, path: path.path.rawValue)
                     results.runs.append(run)
-                    table.append([name, Format.fixed(timing.total, 3), Format.fixed(timing.phases[.estimation] ?? 0, 3),
+                    table.append([name, Format.fixed(timing.total, 3), Format.fixed(timing.commands, 3),
+                                  Format.fixed(timing.phases[.estimation] ?? 0, 3),
                                   Format.fixed(timing.phases[.indices] ?? 0, 3), Format.fixed(timing.phases[.kernel] ?? 0, 3),
                                   Format.fixed(tflops, 1), Format.fixed(100 * density, 1) + "%",
                                   run.speedup_vs_dense.map { Format.fixed($0, 2) + "x" } ?? "-",
@@ -101,7 +103,8 @@ struct RunCommand: ParsableCommand {
             }
         }
         Terminal.progress("done", done: true)
-        print(Table(header: ["run", "ms", "estimate", "indices", "kernel", "TFLOP/s", "density", "vs dense", "baseline"], rows: table).render())
+        print(Table(header: ["run", "ms (span)", "ms (commands)", "estimate", "indices", "kernel", "TFLOP/s", "density", "vs dense", "baseline"],
+                    rows: table).render())
         let file = out ?? "Benchmarks/results/\(ResultsFile.slug(info.name)).json"
         try results.write(to: file)
         print("wrote \(file)")

@@ -23,8 +23,11 @@ public final class AttentionEngine: Sendable {
     public func kernelConfig(for problem: AttentionProblem) -> KernelConfig { config(for: problem) }
 
     func config(for problem: AttentionProblem) -> KernelConfig {
-        tuning.config(for: context.device.info, dtype: problem.inputDType, headDim: problem.headDim, override: tuningOverride,
-                      logger: logger)
+        let info = context.device.info
+        let wgmma = KernelConfig.nvidiaMMAApplies(device: info, dtype: problem.inputDType, headDim: problem.headDim)
+            && info.nvidiaComputeCapability?.major == 9 && context.wgmma.isAvailable
+        return tuning.config(for: info, dtype: problem.inputDType, headDim: problem.headDim, wgmma: wgmma,
+                             override: tuningOverride, logger: logger)
     }
 
     /// Dense attention of host tensors; returns the output (in `outputDType`, default the input
@@ -101,12 +104,17 @@ public struct PhaseTiming: Sendable, Equatable {
     public enum Phase: String, Sendable, CaseIterable { case estimation, indices, kernel }
 
     private var nanoseconds: [Phase: UInt64] = [:]
+    /// Device clock (ns) of the first command's start and the last command's end.
+    private var firstStart: UInt64?
+    private var lastEnd: UInt64?
 
     public init() {}
 
     mutating func add(_ phase: Phase, _ event: CommandEvent) throws {
         let (start, end) = try event.interval()
         nanoseconds[phase, default: 0] += end &- start
+        firstStart = min(firstStart ?? start, start)
+        lastEnd = max(lastEnd ?? end, end)
     }
 
     mutating func add(_ phase: Phase, _ events: [CommandEvent]) throws {
@@ -115,11 +123,20 @@ public struct PhaseTiming: Sendable, Equatable {
 
     mutating func add(_ other: PhaseTiming) {
         for (phase, ns) in other.nanoseconds { nanoseconds[phase, default: 0] += ns }
+        if let start = other.firstStart { firstStart = min(firstStart ?? start, start) }
+        if let end = other.lastEnd { lastEnd = max(lastEnd ?? end, end) }
     }
 
     /// Sum of the device time of the phase's commands (an in-order queue runs them one by one).
     public func milliseconds(_ phase: Phase) -> Double { Double(nanoseconds[phase] ?? 0) / 1e6 }
 
-    /// Sum over all phases.
+    /// Sum over all phases: the device time of the commands, without the gaps between them.
     public var totalMilliseconds: Double { Phase.allCases.reduce(0) { $0 + milliseconds($1) } }
+
+    /// From the first command's start to the last command's end on the device, gaps included
+    /// (how CUDA events around a whole call time it); 0 when nothing ran.
+    public var spanMilliseconds: Double {
+        guard let firstStart, let lastEnd, lastEnd > firstStart else { return 0 }
+        return Double(lastEnd - firstStart) / 1e6
+    }
 }

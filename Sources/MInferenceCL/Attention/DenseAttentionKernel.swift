@@ -4,7 +4,7 @@ struct DenseAttentionKernel {
     let problem: AttentionProblem
     let config: KernelConfig
 
-    var options: BuildOptions { BuildOptions(defines: config.defines(problem: problem)) }
+    var options: BuildOptions { config.buildOptions(problem: problem) }
 
     /// Enqueues the kernel over q, k, v into o for the flattened query heads in `slots`; returns
     /// its profiled event.

@@ -6,6 +6,12 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         case portable
         /// Inline PTX mma.sync/ldmatrix/cp.async (NVIDIA, compute capability >= 8.0).
         case nvidiaMMA = "nvidia-mma"
+        /// Hopper's wgmma with a warp-specialised cp.async/mbarrier pipeline, built for sm_90a in
+        /// two stages (NVIDIA, compute capability 9.0, after the context's wgmma check passed).
+        case nvidiaWGMMA = "nvidia-wgmma"
+
+        /// Whether the path runs NVIDIA tensor-core instructions.
+        public var isNVIDIA: Bool { self != .portable }
     }
 
     public var path: Path
@@ -27,13 +33,26 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     /// NVIDIA path: `queryInShared` of the sparse kernels (nil: the same as the dense kernel's).
     /// Q in registers leaves their 64-row work-groups 16 KiB less shared memory.
     public var sparseQueryInShared: Bool?
-    /// NVIDIA path: rescale O only when a row maximum grows by more than 2^rescaleLog2 (0: every
+    /// NVIDIA paths: rescale O only when a row maximum grows by more than 2^rescaleLog2 (0: every
     /// step, as FlashAttention-2 does).
     public var rescaleLog2: Int
+    /// wgmma path: consumer warpgroups (64 query rows each) of the dense and A-shape kernels; the
+    /// sparse kernels run one (upstream's 64-row index granularity).
+    public var warpgroups: Int
+    /// wgmma path: warps issuing the K/V copies (1 or 2).
+    public var producerWarps: Int
+    /// wgmma path: `stages` of the sparse kernels (nil: the same as the dense kernel's).
+    public var sparseStages: Int?
+    /// wgmma path: registers per thread declared on the dense and A-shape kernels' entries (nil:
+    /// the assembler's choice).
+    public var maxRegisters: Int?
+    /// wgmma path: `maxRegisters` of the sparse kernels (a cap lets two 64-row work-groups share an SM).
+    public var sparseMaxRegisters: Int?
 
     public init(path: Path, queryTile: Int, keyTile: Int = 32, mTiles: Int = 1, keysPerStep: Int = 64,
                 queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil,
-                rescaleLog2: Int = 0) {
+                rescaleLog2: Int = 0, warpgroups: Int = 2, producerWarps: Int = 1, sparseStages: Int? = nil,
+                maxRegisters: Int? = nil, sparseMaxRegisters: Int? = nil) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -44,19 +63,31 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         self.sparseMTiles = sparseMTiles
         self.sparseQueryInShared = sparseQueryInShared
         self.rescaleLog2 = rescaleLog2
+        self.warpgroups = warpgroups
+        self.producerWarps = producerWarps
+        self.sparseStages = sparseStages
+        self.maxRegisters = maxRegisters
+        self.sparseMaxRegisters = sparseMaxRegisters
     }
 
-    /// Warps per work-group on the NVIDIA path.
-    var warps: Int { max(1, queryTile / (16 * mTiles)) }
+    /// Warps per work-group on the NVIDIA paths (wgmma: 4 per consumer warpgroup and the producers).
+    var warps: Int {
+        path == .nvidiaWGMMA ? 4 * warpgroups + producerWarps : max(1, queryTile / (16 * mTiles))
+    }
 
     /// Work-items per work-group.
-    public var threads: Int { path == .nvidiaMMA ? 32 * warps : queryTile }
+    public var threads: Int { path.isNVIDIA ? 32 * warps : queryTile }
 
     public var description: String {
         switch path {
         case .nvidiaMMA:
             "\(path.rawValue) rows=\(queryTile) warps=\(warps) m_tiles=\(mTiles) kv=\(keysPerStep) stages=\(stages)\(queryInShared ? " q_smem" : "")"
                 + " sparse_m_tiles=\(sparseMTiles)\(sparse.queryInShared ? " sparse_q_smem" : "")"
+                + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
+        case .nvidiaWGMMA:
+            "\(path.rawValue) rows=\(queryTile) warpgroups=\(warpgroups)+\(producerWarps) producer warp(s) stages=\(stages)"
+                + (maxRegisters.map { " maxnreg=\($0)" } ?? "")
+                + " sparse_stages=\(sparseStages ?? stages)" + (sparseMaxRegisters.map { " sparse_maxnreg=\($0)" } ?? "")
                 + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
         case .portable: "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
         }
@@ -68,12 +99,17 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         c.queryTile = 64
         c.mTiles = sparseMTiles
         c.queryInShared = sparseQueryInShared ?? queryInShared
+        c.warpgroups = 1
+        c.stages = sparseStages ?? stages
+        c.maxRegisters = sparseMaxRegisters
         return c
     }
 
     /// Local memory the attention kernels use.
     func localMemoryBytes(headDim: Int) -> Int {
         switch path {
+        case .nvidiaWGMMA:
+            return (queryTile * headDim + stages * 2 * 64 * headDim) * 2 + stages * (16 + 65 * 4)
         case .nvidiaMMA:
             let q = queryTile * headDim * 2, kv = 2 * stages * keysPerStep * headDim * 2
             return (queryInShared ? q + kv : max(q, kv)) + (stages + 1) * (keysPerStep + 1) * 4
@@ -98,8 +134,20 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             d["MMA_Q_IN_SMEM"] = queryInShared ? "1" : "0"
             d["MMA_STAGES"] = "\(stages)"
             d["MMA_RESCALE_LOG2"] = "\(rescaleLog2)"
+        case .nvidiaWGMMA:
+            d["NV_WGMMA"] = "1"
+            d["WG_CONSUMERS"] = "\(warpgroups)"
+            d["WG_STAGES"] = "\(stages)"
+            d["WG_PRODUCER_WARPS"] = "\(producerWarps)"
+            d["MMA_RESCALE_LOG2"] = "\(rescaleLog2)"
         }
         return d
+    }
+
+    /// The build options of an attention program for `problem`: the `-D` values, and the sm_90a
+    /// two-stage build on the wgmma path.
+    func buildOptions(problem: AttentionProblem) -> BuildOptions {
+        BuildOptions(defines: defines(problem: problem), sm90a: path == .nvidiaWGMMA ? Sm90aBuild(maxRegisters: maxRegisters) : nil)
     }
 
     /// Whether the NVIDIA tensor-core path can compute this problem on this device: NVIDIA with
@@ -109,11 +157,22 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         guard device.isNVIDIA, let cc = device.nvidiaComputeCapability, cc.major >= 8 else { return false }
         return (dtype == .f16 || dtype == .bf16) && (headDim == 64 || headDim == 128)
     }
+
+    /// Whether `path` can compute this problem on this device; `wgmma` says whether the context's
+    /// wgmma check passed (`ComputeContext.wgmma`), which implies compute capability 9.0.
+    static func applies(_ path: Path, device: DeviceInfo, dtype: DType, headDim: Int, wgmma: Bool) -> Bool {
+        switch path {
+        case .portable: true
+        case .nvidiaMMA: nvidiaMMAApplies(device: device, dtype: dtype, headDim: headDim)
+        case .nvidiaWGMMA: wgmma && nvidiaMMAApplies(device: device, dtype: dtype, headDim: headDim)
+        }
+    }
 }
 
 extension KernelConfig {
     /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
-    /// stages, sparse_m_tiles, sparse_q_smem, rescale.
+    /// stages, sparse_m_tiles, sparse_q_smem, rescale; on the wgmma path warpgroups, producer_warps,
+    /// sparse_stages, maxnreg, sparse_maxnreg (0: none).
     mutating func apply(override: String) {
         for pair in override.split(separator: ",") {
             let kv = pair.split(separator: "=")
@@ -124,7 +183,14 @@ extension KernelConfig {
             case "m_tiles" where value == 1 || value == 2: mTiles = value
             case "kv" where value == 32 || value == 64: keysPerStep = value
             case "q_smem": queryInShared = value != 0
-            case "stages" where value == 1 || value == 2: stages = value
+            case "stages" where path == .nvidiaWGMMA ? (2...4).contains(value) : value == 1 || value == 2: stages = value
+            case "sparse_stages" where (2...4).contains(value): sparseStages = value
+            case "warpgroups" where value == 1 || value == 2:
+                warpgroups = value
+                if path == .nvidiaWGMMA { queryTile = 64 * value }
+            case "producer_warps" where value == 1 || value == 2: producerWarps = value
+            case "maxnreg" where value == 0 || (24...255).contains(value): maxRegisters = value == 0 ? nil : value
+            case "sparse_maxnreg" where value == 0 || (24...255).contains(value): sparseMaxRegisters = value == 0 ? nil : value
             case "sparse_m_tiles" where value == 1 || value == 2: sparseMTiles = value
             case "sparse_q_smem": sparseQueryInShared = value != 0
             case "rescale" where value <= 16: rescaleLog2 = value

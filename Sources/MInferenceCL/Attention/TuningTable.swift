@@ -20,6 +20,15 @@ public struct TuningTable: Sendable {
 
     /// Measured rows first (most specific), defaults last.
     public static let standard = TuningTable(rows: [
+        // Hopper (compute capability 9.0, after the context's wgmma check): wgmma, warp-specialised.
+        // Dense and A-shape: 2 consumer warpgroups (128 rows) and one producer warp (288 threads),
+        // a 2-stage K/V ring; the sparse kernels' 64-row work-groups: 1 consumer warpgroup, 2
+        // stages, registers capped so that two work-groups share an SM. Numbers in
+        // Benchmarks/RESULTS.md (H200).
+        Row(vendor: "nvidia", device: "*", maxHeadDim: 128,
+            config: KernelConfig(path: .nvidiaWGMMA, queryTile: 128, stages: 2, rescaleLog2: 8, warpgroups: 2, producerWarps: 1,
+                                 sparseStages: 2, sparseMaxRegisters: 200),
+            source: "H200 wgmma, 2026-11-30"),
         // NVIDIA tensor cores, tuned on an H100 (`minference-bench tune`, 2026-11-27; numbers in
         // Benchmarks/RESULTS.md). Dense: 4 warps x 32 rows reuse every K/V fragment twice, Q is
         // re-read from shared memory (fragments in registers spill), two-stage 64-key K/V
@@ -42,8 +51,9 @@ public struct TuningTable: Sendable {
     ])
 
     /// The first row that matches the device and head dim and whose path applies to the problem,
-    /// shrunk to the device's limits.
-    func config(for device: DeviceInfo, dtype: DType, headDim: Int, override: String? = nil, logger: Logger? = nil) -> KernelConfig {
+    /// shrunk to the device's limits. `wgmma`: whether the context's wgmma check passed.
+    func config(for device: DeviceInfo, dtype: DType, headDim: Int, wgmma: Bool = false, override: String? = nil,
+                logger: Logger? = nil) -> KernelConfig {
         let vendor = device.vendor.lowercased(), name = device.name.lowercased()
         var forcedPath: KernelConfig.Path?
         if let override {
@@ -54,13 +64,13 @@ public struct TuningTable: Sendable {
         let row = rows.first {
             ($0.vendor == "*" || vendor.contains($0.vendor.lowercased()))
                 && ($0.device == "*" || name.contains($0.device.lowercased())) && headDim <= $0.maxHeadDim
-                && ($0.config.path == .portable || KernelConfig.nvidiaMMAApplies(device: device, dtype: dtype, headDim: headDim))
+                && KernelConfig.applies($0.config.path, device: device, dtype: dtype, headDim: headDim, wgmma: wgmma)
                 && (forcedPath == nil || $0.config.path == forcedPath)
         } ?? rows[rows.count - 1]
         var config = row.config
         if let override { config.apply(override: override) }
         if device.maxWorkGroupSize > 0 {
-            while config.threads > device.maxWorkGroupSize, config.queryTile > 16 { config.queryTile /= 2 }
+            while config.path != .nvidiaWGMMA, config.threads > device.maxWorkGroupSize, config.queryTile > 16 { config.queryTile /= 2 }
         }
         while config.path == .portable, device.localMemoryBytes > 0, config.localMemoryBytes(headDim: headDim) > device.localMemoryBytes,
               config.keyTile > 4 {

@@ -14,7 +14,7 @@ struct AShapeKernel {
         let n = problem.queryLength
         let program = try context.program(
             KernelSource.named("a_shape_attention.cl"),
-            options: BuildOptions(defines: config.defines(problem: problem)))
+            options: config.buildOptions(problem: problem))
         // Budgets above N are clamped (they change nothing past N); Int32 arguments stay exact.
         let sinks = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.sink, n)) }, label: "sinks")
         let windows = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.window, n)) }, label: "windows")

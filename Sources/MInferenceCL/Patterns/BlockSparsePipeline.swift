@@ -22,7 +22,7 @@ struct BlockSparsePipeline {
         let selection = try select(q: q, k: k, slotBuffer: slotBuffer, timing: &timing)
         let attention = try context.program(
             KernelSource.named("sparse_attention.cl"),
-            options: BuildOptions(defines: config.sparse.defines(problem: problem)))
+            options: config.sparse.buildOptions(problem: problem))
         let event = try context.launch(
             attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
             [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(selection.indices),

@@ -53,7 +53,7 @@ struct VerticalSlashPipeline {
     }
 
     var attentionOptions: BuildOptions {
-        BuildOptions(defines: config.sparse.defines(problem: problem))
+        config.sparse.buildOptions(problem: problem)
     }
 
     /// Column scores then diagonal scores, [2 * slots, n] fp32.

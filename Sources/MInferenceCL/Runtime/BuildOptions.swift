@@ -3,15 +3,20 @@
 public struct BuildOptions: Sendable, Hashable, CustomStringConvertible {
     public var defines: [String: String]
     public var flags: [String]
+    /// Build for sm_90a in two stages (`Sm90aBuild`): NVIDIA devices of compute capability 9.0
+    /// only. nil: the driver's ordinary build.
+    public var sm90a: Sm90aBuild?
 
-    public init(defines: [String: String] = [:], flags: [String] = []) {
+    public init(defines: [String: String] = [:], flags: [String] = [], sm90a: Sm90aBuild? = nil) {
         self.defines = defines
         self.flags = flags
+        self.sm90a = sm90a
     }
 
+    /// The options of `clBuildProgram` (of stage 1 for an sm_90a build).
     public var commandLine: String {
         (defines.keys.sorted().map { "-D\($0)=\(defines[$0]!)" } + flags).joined(separator: " ")
     }
 
-    public var description: String { commandLine }
+    public var description: String { commandLine + (sm90a.map { " [\($0)]" } ?? "") }
 }

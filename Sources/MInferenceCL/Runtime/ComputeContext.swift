@@ -30,6 +30,10 @@ public final class ComputeContext: @unchecked Sendable {
     let launches = Mutex<[String: Int]>([:])
     /// Buffers allocated on this context so far (see `allocationCount`).
     let allocations = Atomic<Int>(0)
+    /// Whether this context may run the wgmma check (false for the check's own context).
+    private let wgmmaCheck: Bool
+    private let wgmmaStatus = Mutex<WGMMAStatus?>(nil)
+    private let diskCache: DiskProgramCache?
 
     /// How many buffers this context has allocated so far (released ones included): lets tests
     /// see that a refused request allocated nothing.
@@ -49,9 +53,18 @@ public final class ComputeContext: @unchecked Sendable {
     /// memory of every buffer until the context is released: Oclgrind's uninitialized-value
     /// check keeps the shadow state of a freed buffer and applies it to the next buffer that
     /// reuses its id, so runs under it must not free buffers.
-    public init(device: ComputeDevice, diskCache: DiskProgramCache? = DiskProgramCache.fromEnvironment(),
-                logger: Logger = Logger(label: "minference-cl"), memoryLimit: Int? = nil, holdsBufferMemory: Bool = false) throws {
+    public convenience init(device: ComputeDevice, diskCache: DiskProgramCache? = DiskProgramCache.fromEnvironment(),
+                            logger: Logger = Logger(label: "minference-cl"), memoryLimit: Int? = nil,
+                            holdsBufferMemory: Bool = false) throws {
+        try self.init(device: device, diskCache: diskCache, logger: logger, memoryLimit: memoryLimit,
+                      holdsBufferMemory: holdsBufferMemory, wgmmaCheck: true)
+    }
+
+    init(device: ComputeDevice, diskCache: DiskProgramCache?, logger: Logger, memoryLimit: Int? = nil,
+         holdsBufferMemory: Bool = false, wgmmaCheck: Bool) throws {
         self.device = device
+        self.diskCache = diskCache
+        self.wgmmaCheck = wgmmaCheck
         self.logger = logger
         let limit = try memoryLimit ?? Self.memoryLimit(environment: ProcessInfo.processInfo.environment)
         if let limit, limit <= 0 { throw AttentionError.invalidArgument("memory limit \(limit): must be a positive number of bytes") }
@@ -76,6 +89,34 @@ public final class ComputeContext: @unchecked Sendable {
         self.programs = ProgramCache(diskCache: diskCache, logger: logger)
         LiveObjects.counters.contexts.increment()
         logger.debug("opened \(device.info.name) (\(device.info.platformName), driver \(device.info.driverVersion))")
+    }
+
+    /// Whether this context runs the Hopper wgmma path: on an NVIDIA device of compute capability
+    /// 9.0, the first use builds a small wgmma kernel for sm_90a (two stages, `Sm90aBuild`) and runs
+    /// it in a context of its own against a CPU product; if that fails, the reason is logged and
+    /// the kernels take the mma.sync path. `MINFERENCECL_WGMMA=off` turns the path off. Decided once
+    /// per context (thread-safe).
+    public var wgmma: WGMMAStatus {
+        wgmmaStatus.withLock { status in
+            if let status { return status }
+            let result = wgmmaCheck ? WGMMACheck.run(device: device, diskCache: diskCache, logger: logger)
+                : .unavailable("the wgmma check's own context")
+            if case .unavailable(let why) = result, device.info.nvidiaComputeCapability?.major == 9 {
+                logger.warning("\(device.info.name): the wgmma path is off, the kernels take the mma.sync path: \(why)")
+            } else {
+                logger.debug("\(device.info.name): \(result)")
+            }
+            status = result
+            return result
+        }
+    }
+
+    /// The tile path the attention kernels of this context take for f16/bf16 inputs with head dim
+    /// 64 or 128 (other problems take the portable path): `nvidia-wgmma`, `nvidia-mma` or `portable`.
+    public var tensorCorePath: KernelConfig.Path {
+        let info = device.info
+        guard info.isNVIDIA, let cc = info.nvidiaComputeCapability, cc.major >= 8 else { return .portable }
+        return cc.major == 9 && wgmma.isAvailable ? .nvidiaWGMMA : .nvidiaMMA
     }
 
     /// Opens the device chosen by `selector` (default: `MINFERENCECL_DEVICE`, then the first GPU,

@@ -52,9 +52,11 @@ struct ProgramKey: Hashable, Sendable, CustomStringConvertible {
     let options: String
     let deviceName: String
     let driverVersion: String
+    /// The second build stage ("" for none; `Sm90aBuild.description`).
+    var secondStage: String = ""
 
     var description: String {
-        "\(file)#\(StableHash.hex(sourceHash)) [\(options)] on \(deviceName) (driver \(driverVersion))"
+        "\(file)#\(StableHash.hex(sourceHash)) [\(options)]\(secondStage.isEmpty ? "" : " [\(secondStage)]") on \(deviceName) (driver \(driverVersion))"
     }
 
     /// File name used by the disk cache.
@@ -65,13 +67,31 @@ struct ProgramKey: Hashable, Sendable, CustomStringConvertible {
 
 /// A kernel build that failed, with everything needed to see why.
 public struct ProgramBuildError: Error, CustomStringConvertible, Sendable {
+    /// Which build failed: the driver's ordinary build, or a stage of the sm_90a build (`Sm90aBuild`).
+    public enum Stage: String, Sendable {
+        case openCLC = "OpenCL C build"
+        case sm90aSource = "sm_90a stage 1 (OpenCL C to sm_90 PTX)"
+        case sm90aPatch = "sm_90a patch of the stage-1 PTX"
+        case sm90aBinary = "sm_90a stage 2 (patched PTX to sm_90a)"
+    }
+
     public let file: String
     public let options: String
     public let device: String
     public let status: String
     public let log: String
+    public let stage: Stage
+
+    public init(file: String, options: String, device: String, status: String, log: String, stage: Stage = .openCLC) {
+        self.file = file
+        self.options = options
+        self.device = device
+        self.status = status
+        self.log = log
+        self.stage = stage
+    }
 
     public var description: String {
-        "building \(file) for \(device) failed with \(status); options: \(options)\nbuild log:\n\(log)"
+        "building \(file) for \(device) failed with \(status) (\(stage.rawValue)); options: \(options)\nbuild log:\n\(log)"
     }
 }
