@@ -85,14 +85,15 @@ INLINE int warp_any(int p) {
     return r;
 }
 
-/* Online softmax over one step: new row maxima, rescale O and the row sums, S -> P in place.
- * Maxima are kept unscaled (scale > 0 commutes with max); p = 2^(s * scale - m * scale) is one
- * FMA and one ex2 per score. With MMA_RESCALE_LOG2 > 0 a warp keeps its rows' maxima (and skips
- * the rescale of O, 4 * MMA_D_TILES multiplies per row pair) while no row's new maximum exceeds
- * its kept one by 2^MMA_RESCALE_LOG2: P then stays <= 2^MMA_RESCALE_LOG2, exact after the
- * final division by the row sum (the FlashAttention-4 trick). */
-INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
-                           float row_max[MMA_M_TILES][2], float row_sum[MMA_M_TILES][2], float scale_log2) {
+/* Online softmax over one step, without touching O: new row maxima, S -> P in place (p = 2^(s *
+ * scale - m * scale): one FMA and one ex2 per score; maxima are kept unscaled, as scale > 0 commutes
+ * with max), the row sums, and in `alpha` the factor O must be scaled by; returns whether O needs
+ * it. The wgmma path applies alpha once the previous step's O += P V has landed, so this runs while
+ * that product does. With MMA_RESCALE_LOG2 > 0 a warp keeps its rows' maxima (and O's scale) while
+ * no row's new maximum exceeds its kept one by 2^MMA_RESCALE_LOG2: P then stays <=
+ * 2^MMA_RESCALE_LOG2, exact after the final division by the row sum (the FlashAttention-4 trick). */
+INLINE int softmax_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], float row_max[MMA_M_TILES][2],
+                          float row_sum[MMA_M_TILES][2], float scale_log2, float alpha[MMA_M_TILES][2]) {
     float new_max[MMA_M_TILES][2];
     int grows = 0;
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
@@ -103,6 +104,8 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
         }
         new_max[mt][0] = quad_max(m0);
         new_max[mt][1] = quad_max(m1);
+        alpha[mt][0] = 1.0f;
+        alpha[mt][1] = 1.0f;
 #if MMA_RESCALE_LOG2 > 0
         /* -inf kept and finite new: grows; both -inf (nothing seen yet): nothing to rescale */
         grows |= new_max[mt][0] * scale_log2 > fma(row_max[mt][0], scale_log2, (float)MMA_RESCALE_LOG2);
@@ -110,19 +113,17 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
 #endif
     }
 #if MMA_RESCALE_LOG2 > 0
-    if (warp_any(grows))
+    const int rescale = warp_any(grows);
+#else
+    const int rescale = 1;
 #endif
-    {
+    if (rescale) {
         _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
             /* A row that has seen nothing yet keeps max -inf; its alpha multiplies zeros. */
-            const float alpha0 = new_max[mt][0] == -INFINITY ? 1.0f : native_exp2((row_max[mt][0] - new_max[mt][0]) * scale_log2);
-            const float alpha1 = new_max[mt][1] == -INFINITY ? 1.0f : native_exp2((row_max[mt][1] - new_max[mt][1]) * scale_log2);
-            row_sum[mt][0] *= alpha0;
-            row_sum[mt][1] *= alpha1;
-            _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
-                acc_o[mt][t][0] *= alpha0; acc_o[mt][t][1] *= alpha0;
-                acc_o[mt][t][2] *= alpha1; acc_o[mt][t][3] *= alpha1;
-            }
+            alpha[mt][0] = new_max[mt][0] == -INFINITY ? 1.0f : native_exp2((row_max[mt][0] - new_max[mt][0]) * scale_log2);
+            alpha[mt][1] = new_max[mt][1] == -INFINITY ? 1.0f : native_exp2((row_max[mt][1] - new_max[mt][1]) * scale_log2);
+            row_sum[mt][0] *= alpha[mt][0];
+            row_sum[mt][1] *= alpha[mt][1];
             row_max[mt][0] = new_max[mt][0];
             row_max[mt][1] = new_max[mt][1];
         }
@@ -143,6 +144,24 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
         row_sum[mt][0] += sum0;
         row_sum[mt][1] += sum1;
     }
+    return rescale;
+}
+
+/* O *= alpha, per row. */
+INLINE void rescale_output(float acc_o[MMA_M_TILES][MMA_D_TILES][4], float alpha[MMA_M_TILES][2]) {
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
+            acc_o[mt][t][0] *= alpha[mt][0]; acc_o[mt][t][1] *= alpha[mt][0];
+            acc_o[mt][t][2] *= alpha[mt][1]; acc_o[mt][t][3] *= alpha[mt][1];
+        }
+    }
+}
+
+/* The whole online-softmax step of FlashAttention-2: softmax_scores, then O's rescale. */
+INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[MMA_M_TILES][MMA_D_TILES][4],
+                           float row_max[MMA_M_TILES][2], float row_sum[MMA_M_TILES][2], float scale_log2) {
+    float alpha[MMA_M_TILES][2];
+    if (softmax_scores(s, row_max, row_sum, scale_log2, alpha)) rescale_output(acc_o, alpha);
 }
 
 /* Normalises by the quad-reduced row sums and writes this thread's rows (2 per m-tile). */

@@ -42,6 +42,12 @@
 #ifndef WG_PRODUCER_WARPS
 #define WG_PRODUCER_WARPS 1 /* warps issuing the copies */
 #endif
+#ifndef WG_KV
+#define WG_KV 64 /* keys per step: 64 (one source tile) or 128 (two: half the per-step overhead, N = 128 products) */
+#endif
+#ifndef WG_OVERLAP
+#define WG_OVERLAP 1 /* 1: step u's softmax runs while step u - 1's O += P V does (FlashAttention-3's intra-warpgroup overlap) */
+#endif
 #if WG_CONSUMERS < 1 || WG_CONSUMERS > 2
 #error "WG_CONSUMERS must be 1 or 2"
 #endif
@@ -57,9 +63,12 @@
 #if SOURCE_TILE != 64
 #error "the wgmma path steps over 64-key source tiles"
 #endif
+#if WG_KV != 64 && WG_KV != 128
+#error "WG_KV must be 64 or 128"
+#endif
 
 #define MMA_M_TILES 1               /* per warp: 16 rows of its warpgroup's 64 */
-#define MMA_KEY_TILES 8             /* 64 keys per step */
+#define MMA_KEY_TILES (WG_KV / 8)   /* 8-key n-tiles of S per step */
 #define MMA_D_TILES (HEAD_DIM / 8)
 #include "attention_nv_fragments.h"
 
@@ -69,10 +78,11 @@
 #define ATTENTION_THREADS (WG_CONSUMER_THREADS + WG_PRODUCER_THREADS)
 #define WG_CHUNKS (HEAD_DIM / 8)                /* 16-byte chunks per row */
 #define WG_K_STEPS (HEAD_DIM / 16)              /* k-steps of Q K^T */
-#define WG_TILE_ELEMS (64 * HEAD_DIM)           /* one K or V tile */
+#define WG_TILES_PER_STEP (WG_KV / SOURCE_TILE)
+#define WG_TILE_ELEMS (WG_KV * HEAD_DIM)        /* one step's K or V rows */
 #define WG_Q_ELEMS (ATTENTION_ROWS * HEAD_DIM)
 #define WG_SMEM_ELEMS (WG_Q_ELEMS + WG_STAGES * 2 * WG_TILE_ELEMS)
-#define WG_KEYS_PER_PRODUCER (64 / WG_PRODUCER_THREADS)
+#define WG_KEYS_PER_PRODUCER (WG_KV / WG_PRODUCER_THREADS)
 
 /* One sm_90a line of an inline-asm string, hidden from the sm_90 build. */
 #define SM90A(line) "// SM90A " line "\n\t"
@@ -95,6 +105,8 @@ INLINE ulong sw128_descriptor(__local const ushort* tile, uint leading_bytes) {
 INLINE void wgmma_fence(void) { asm volatile(SM90A("wgmma.fence.sync.aligned;") ::: "memory"); }
 INLINE void wgmma_commit(void) { asm volatile(SM90A("wgmma.commit_group.sync.aligned;") ::: "memory"); }
 INLINE void wgmma_wait_all(void) { asm volatile(SM90A("wgmma.wait_group.sync.aligned 0;") ::: "memory"); }
+/* Waits until at most one committed group is in flight (groups complete in order). */
+INLINE void wgmma_wait_one(void) { asm volatile(SM90A("wgmma.wait_group.sync.aligned 1;") ::: "memory"); }
 
 #define WG_ACC4(a, t) "+f"(a[0][t][0]), "+f"(a[0][t][1]), "+f"(a[0][t][2]), "+f"(a[0][t][3])
 #define WG_ACC32(a) WG_ACC4(a, 0), WG_ACC4(a, 1), WG_ACC4(a, 2), WG_ACC4(a, 3), WG_ACC4(a, 4), WG_ACC4(a, 5), \
@@ -108,13 +120,20 @@ INLINE void wgmma_wait_all(void) { asm volatile(SM90A("wgmma.wait_group.sync.ali
                   "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "   \
                   "%56, %57, %58, %59, %60, %61, %62, %63}"
 
-/* S (+)= A B^T for 64 rows x 64 keys x 16 of the head dim, both operands K-major in shared memory;
- * `accumulate` 0 overwrites S. */
+/* S (+)= A B^T for 64 rows x WG_KV keys x 16 of the head dim, both operands K-major in shared
+ * memory; `accumulate` 0 overwrites S. */
 INLINE void wgmma_scores(float s[1][MMA_KEY_TILES][4], ulong a_desc, ulong b_desc, int accumulate) {
+#if WG_KV == 128
+    asm volatile(SM90A("{") SM90A(".reg .pred p;") SM90A("setp.ne.b32 p, %66, 0;")
+                 SM90A("wgmma.mma_async.sync.aligned.m64n128k16.f32." MMA_TYPE "." MMA_TYPE " " WG_REGS64 ", %64, %65, p, 1, 1, 0, 0;")
+                 SM90A("}")
+                 : WG_ACC64(s) : "l"(a_desc), "l"(b_desc), "r"(accumulate) : "memory");
+#else
     asm volatile(SM90A("{") SM90A(".reg .pred p;") SM90A("setp.ne.b32 p, %34, 0;")
                  SM90A("wgmma.mma_async.sync.aligned.m64n64k16.f32." MMA_TYPE "." MMA_TYPE " " WG_REGS32 ", %32, %33, p, 1, 1, 0, 0;")
                  SM90A("}")
                  : WG_ACC32(s) : "l"(a_desc), "l"(b_desc), "r"(accumulate) : "memory");
+#endif
 }
 
 /* O += P V for 64 rows x HEAD_DIM x 16 keys: P from registers (the packed A fragment), V MN-major
@@ -147,24 +166,32 @@ INLINE void pin_output(float o[1][MMA_D_TILES][4]) {
     }
 }
 
-/* S = Q K^T for one consumer warpgroup: Q rows [64 g, 64 g + 64) of the Q tile, one K tile. */
+/* S = Q K^T for one consumer warpgroup: Q rows [64 g, 64 g + 64) of the Q tile, one step's K rows. */
 INLINE void tile_scores(float s[1][MMA_KEY_TILES][4], __local const ushort* q_tile, int consumer,
                         __local const ushort* k_tile) {
     _Pragma("unroll") for (int ks = 0; ks < WG_K_STEPS; ++ks) {
         /* k-step ks: column block ks / 4, 32-byte offset (ks % 4) inside its swizzled rows */
         const ulong a = sw128_descriptor(q_tile + (ks >> 2) * ATTENTION_ROWS * 64 + consumer * 64 * 64 + (ks & 3) * 16, 16);
-        const ulong b = sw128_descriptor(k_tile + (ks >> 2) * 64 * 64 + (ks & 3) * 16, 16);
+        const ulong b = sw128_descriptor(k_tile + (ks >> 2) * WG_KV * 64 + (ks & 3) * 16, 16);
         wgmma_scores(s, a, b, ks > 0);
     }
 }
 
-/* O += P V_tile with P = the softmaxed S, packed to 16 bits 16 keys at a time. */
-INLINE void tile_pv(float o[1][MMA_D_TILES][4], float s[1][MMA_KEY_TILES][4], __local const ushort* v_tile) {
-    _Pragma("unroll") for (int kk = 0; kk < 4; ++kk) {
-        const uint p0 = pack2(s[0][2 * kk][0], s[0][2 * kk][1]), p1 = pack2(s[0][2 * kk][2], s[0][2 * kk][3]);
-        const uint p2 = pack2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]), p3 = pack2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-        /* keys 16 kk ... 16 kk + 15: rows 16 kk of every column block; the next block 64 * 64 elements on */
-        wgmma_pv(o, p0, p1, p2, p3, sw128_descriptor(v_tile + kk * 16 * 64, 64 * 64 * 2));
+/* P, the softmaxed S packed to 16 bits: the A fragment of each 16-key step of P V. */
+INLINE void pack_probabilities(uint p[WG_KV / 16][4], float s[1][MMA_KEY_TILES][4]) {
+    _Pragma("unroll") for (int kk = 0; kk < WG_KV / 16; ++kk) {
+        p[kk][0] = pack2(s[0][2 * kk][0], s[0][2 * kk][1]);
+        p[kk][1] = pack2(s[0][2 * kk][2], s[0][2 * kk][3]);
+        p[kk][2] = pack2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+        p[kk][3] = pack2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+    }
+}
+
+/* O += P V for one step's V rows. */
+INLINE void tile_pv(float o[1][MMA_D_TILES][4], uint p[WG_KV / 16][4], __local const ushort* v_tile) {
+    _Pragma("unroll") for (int kk = 0; kk < WG_KV / 16; ++kk) {
+        /* keys 16 kk ... 16 kk + 15: rows 16 kk of every column block; the next block WG_KV * 64 elements on */
+        wgmma_pv(o, p[kk][0], p[kk][1], p[kk][2], p[kk][3], sw128_descriptor(v_tile + kk * 16 * 64, WG_KV * 64 * 2));
     }
 }
 
@@ -202,7 +229,7 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
 #define ATTENTION_SETUP(row_begin, q_shift)                                                      \
     __local ushort smem[WG_SMEM_ELEMS] __attribute__((aligned(1024)));                           \
     __local ulong full_bar[WG_STAGES], empty_bar[WG_STAGES];                                     \
-    __local int stage_keys[WG_STAGES][64];                                                       \
+    __local int stage_keys[WG_STAGES][WG_KV];                                                    \
     __local int stage_plain[WG_STAGES];                                                          \
     const int tid = get_local_id(0);                                                             \
     const int warp = tid / 32, lane = tid % 32, group = lane / 4, quad = lane % 4;                \
@@ -243,36 +270,47 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
         barrier(CLK_LOCAL_MEM_FENCE);                                                            \
     }
 
-/* Producer: keys of step u + 1 are read from the family's lists while step u's rows are issued. */
+/* Key r of pipeline step u (-1: none): slot r % 64 of source tile u * WG_TILES_PER_STEP + r / 64. */
+#define WG_STEP_KEY(KEY_OF, u, r)                                                                \
+    ((u) * WG_TILES_PER_STEP + (r) / SOURCE_TILE < tile_count                                    \
+         ? KEY_OF((u) * WG_TILES_PER_STEP + (r) / SOURCE_TILE, (r) % SOURCE_TILE) : -1)
+
+/* Producer: the keys of step u + 1 are read from the family's lists while step u's rows are issued.
+ * Consumers: see the top of this file; with WG_OVERLAP the S of step u and the P V of step u - 1
+ * are in flight together, and the softmax of step u runs while the P V finishes. */
 #define ATTENTION_TILES(count, KEY_OF, causal, sink, window, UNMASKED)                           \
     {                                                                                            \
-        const int step_count = (count);                                                          \
+        const int tile_count = (count);                                                          \
+        const int step_count = (tile_count + WG_TILES_PER_STEP - 1) / WG_TILES_PER_STEP;         \
         if (producer) {                                                                          \
             const int ptid = tid - WG_CONSUMER_THREADS;                                          \
             int keys[WG_KEYS_PER_PRODUCER];                                                      \
             int plain = 0;                                                                       \
-            if (step_count > 0) {                                                                \
-                _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j) keys[j] = KEY_OF(0, ptid + j * WG_PRODUCER_THREADS); \
-                if (ptid == 0) plain = UNMASKED(0);                                              \
-            }                                                                                    \
             for (int u = 0; u < step_count; ++u) {                                               \
                 const int st = u % WG_STAGES;                                                    \
+                if (u == 0) {                                                                    \
+                    _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j)             \
+                        keys[j] = WG_STEP_KEY(KEY_OF, 0, ptid + j * WG_PRODUCER_THREADS);        \
+                    plain = WG_STEP_UNMASKED(UNMASKED, 0);                                       \
+                }                                                                                \
                 if (u >= WG_STAGES) mbarrier_wait(&empty_bar[st], (uint)((u / WG_STAGES - 1) & 1)); \
-                _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j) stage_keys[st][ptid + j * WG_PRODUCER_THREADS] = keys[j]; \
+                _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j)                 \
+                    stage_keys[st][ptid + j * WG_PRODUCER_THREADS] = keys[j];                    \
                 if (ptid == 0) stage_plain[st] = plain;                                          \
                 if (u + 1 < step_count) {                                                        \
-                    _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j) keys[j] = KEY_OF(u + 1, ptid + j * WG_PRODUCER_THREADS); \
-                    if (ptid == 0) plain = UNMASKED(u + 1);                                      \
+                    _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j)             \
+                        keys[j] = WG_STEP_KEY(KEY_OF, u + 1, ptid + j * WG_PRODUCER_THREADS);    \
+                    plain = WG_STEP_UNMASKED(UNMASKED, u + 1);                                   \
                 }                                                                                \
                 producer_sync(); /* the stage's keys, for every producer thread */               \
                 mbarrier_arrive(&full_bar[st]); /* ... and for the consumers */                  \
                 __local ushort* k_dst = smem + WG_Q_ELEMS + st * 2 * WG_TILE_ELEMS;              \
                 __local ushort* v_dst = k_dst + WG_TILE_ELEMS;                                   \
-                for (int e = ptid; e < 64 * WG_CHUNKS; e += WG_PRODUCER_THREADS) {               \
+                for (int e = ptid; e < WG_KV * WG_CHUNKS; e += WG_PRODUCER_THREADS) {            \
                     const int r = e / WG_CHUNKS, chunk = e % WG_CHUNKS;                          \
                     const int key = stage_keys[st][r];                                           \
                     const size_t src = (size_t)max(key, 0) * HEAD_DIM + chunk * 8;               \
-                    const int at = sw128_offset(64, r, chunk);                                   \
+                    const int at = sw128_offset(WG_KV, r, chunk);                                \
                     cp_async16(k_dst + at, kh16 + src, key >= 0 ? 16 : 0);                       \
                     cp_async16(v_dst + at, vh16 + src, key >= 0 ? 16 : 0);                       \
                 }                                                                                \
@@ -280,34 +318,88 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
             }                                                                                    \
             cp_async_wait_all(); /* leave no copy in flight behind an exited warp */             \
         } else {                                                                                 \
-            const int consumer = warp / 4;                                                       \
-            float s[1][MMA_KEY_TILES][4];                                                        \
-            _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {                          \
-                s[0][t][0] = 0.0f; s[0][t][1] = 0.0f; s[0][t][2] = 0.0f; s[0][t][3] = 0.0f;      \
-            }                                                                                    \
-            for (int u = 0; u < step_count; ++u) {                                               \
-                const int st = u % WG_STAGES;                                                    \
-                __local const ushort* k_tile = smem + WG_Q_ELEMS + st * 2 * WG_TILE_ELEMS;       \
-                mbarrier_wait(&full_bar[st], (uint)((u / WG_STAGES) & 1));                       \
-                fence_proxy_async();                                                             \
-                wgmma_fence();                                                                   \
-                tile_scores(s, q_tile, consumer, k_tile);                                        \
-                wgmma_commit();                                                                  \
-                wgmma_wait_all(); /* this S, and the previous step's P V */                      \
-                pin_scores(s);                                                                   \
-                pin_output(acc_o);                                                               \
-                if (u > 0) mbarrier_arrive(&empty_bar[(u - 1) % WG_STAGES]);                     \
-                if (!stage_plain[st])                                                            \
-                    mask_scores(s, stage_keys[st], quad, q_pos_base, (causal), (sink), (window)); \
-                online_softmax(s, acc_o, row_max, row_sum, scale_log2);                          \
-                wgmma_fence();                                                                   \
-                tile_pv(acc_o, s, k_tile + WG_TILE_ELEMS);                                       \
-                wgmma_commit();                                                                  \
-            }                                                                                    \
-            wgmma_wait_all();                                                                    \
-            pin_output(acc_o);                                                                   \
+            WG_CONSUMER_STEPS(causal, sink, window)                                              \
         }                                                                                        \
     }
+
+/* Whether no key of step u needs the mask (every tile present and unmasked). */
+#define WG_STEP_UNMASKED(UNMASKED, u)                                                            \
+    ((u) * WG_TILES_PER_STEP + WG_TILES_PER_STEP - 1 < tile_count && UNMASKED((u) * WG_TILES_PER_STEP) \
+     && (WG_TILES_PER_STEP == 1 || UNMASKED((u) * WG_TILES_PER_STEP + WG_TILES_PER_STEP - 1)))
+
+#define WG_K_TILE(u) (smem + WG_Q_ELEMS + ((u) % WG_STAGES) * 2 * WG_TILE_ELEMS)
+#define WG_V_TILE(u) (WG_K_TILE(u) + WG_TILE_ELEMS)
+
+#if WG_OVERLAP
+#define WG_CONSUMER_STEPS(causal, sink, window)                                                  \
+    const int consumer = warp / 4;                                                               \
+    float s[1][MMA_KEY_TILES][4];                                                                \
+    uint p[WG_KV / 16][4];                                                                       \
+    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {                                  \
+        s[0][t][0] = 0.0f; s[0][t][1] = 0.0f; s[0][t][2] = 0.0f; s[0][t][3] = 0.0f;              \
+    }                                                                                            \
+    for (int u = 0; u < step_count; ++u) {                                                       \
+        const int st = u % WG_STAGES;                                                            \
+        mbarrier_wait(&full_bar[st], (uint)((u / WG_STAGES) & 1));                               \
+        fence_proxy_async();                                                                     \
+        wgmma_fence();                                                                           \
+        tile_scores(s, q_tile, consumer, WG_K_TILE(u));                                          \
+        wgmma_commit();                                                                          \
+        if (u > 0) {                                                                             \
+            tile_pv(acc_o, p, WG_V_TILE(u - 1));                                                 \
+            wgmma_commit();                                                                      \
+            wgmma_wait_one(); /* S of this step; P V of the last still running */                \
+        } else {                                                                                 \
+            wgmma_wait_all();                                                                    \
+        }                                                                                        \
+        pin_scores(s);                                                                           \
+        if (!stage_plain[st])                                                                    \
+            mask_scores(s, stage_keys[st], quad, q_pos_base, (causal), (sink), (window));        \
+        float alpha[1][2];                                                                       \
+        const int rescale = softmax_scores(s, row_max, row_sum, scale_log2, alpha);              \
+        wgmma_wait_all();                                                                        \
+        pin_output(acc_o);                                                                       \
+        if (u > 0) mbarrier_arrive(&empty_bar[(u - 1) % WG_STAGES]);                             \
+        if (rescale) rescale_output(acc_o, alpha);                                               \
+        pack_probabilities(p, s);                                                                \
+    }                                                                                            \
+    if (step_count > 0) {                                                                        \
+        wgmma_fence();                                                                           \
+        tile_pv(acc_o, p, WG_V_TILE(step_count - 1));                                            \
+        wgmma_commit();                                                                          \
+        wgmma_wait_all();                                                                        \
+        pin_output(acc_o);                                                                       \
+    }
+#else
+#define WG_CONSUMER_STEPS(causal, sink, window)                                                  \
+    const int consumer = warp / 4;                                                               \
+    float s[1][MMA_KEY_TILES][4];                                                                \
+    uint p[WG_KV / 16][4];                                                                       \
+    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {                                  \
+        s[0][t][0] = 0.0f; s[0][t][1] = 0.0f; s[0][t][2] = 0.0f; s[0][t][3] = 0.0f;              \
+    }                                                                                            \
+    for (int u = 0; u < step_count; ++u) {                                                       \
+        const int st = u % WG_STAGES;                                                            \
+        mbarrier_wait(&full_bar[st], (uint)((u / WG_STAGES) & 1));                               \
+        fence_proxy_async();                                                                     \
+        wgmma_fence();                                                                           \
+        tile_scores(s, q_tile, consumer, WG_K_TILE(u));                                          \
+        wgmma_commit();                                                                          \
+        wgmma_wait_all(); /* this S, and the last step's P V */                                  \
+        pin_scores(s);                                                                           \
+        pin_output(acc_o);                                                                       \
+        if (u > 0) mbarrier_arrive(&empty_bar[(u - 1) % WG_STAGES]);                             \
+        if (!stage_plain[st])                                                                    \
+            mask_scores(s, stage_keys[st], quad, q_pos_base, (causal), (sink), (window));        \
+        online_softmax(s, acc_o, row_max, row_sum, scale_log2);                                  \
+        pack_probabilities(p, s);                                                                \
+        wgmma_fence();                                                                           \
+        tile_pv(acc_o, p, WG_V_TILE(u));                                                         \
+        wgmma_commit();                                                                          \
+    }                                                                                            \
+    wgmma_wait_all();                                                                            \
+    pin_output(acc_o);
+#endif
 
 #define ATTENTION_STORE()                                                                        \
     if (!producer) store_rows(o, head, n_q, warp_row + group, acc_o, row_sum, quad);

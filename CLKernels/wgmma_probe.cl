@@ -16,6 +16,7 @@
 #define INPUT_DTYPE DTYPE_F16
 #define SOURCE_TILE 64
 #define WG_CONSUMERS 1
+#define WG_KV 64
 #include "attention_common.h"
 #if NV_WGMMA
 #include "attention_nv_wgmma.h"
@@ -57,8 +58,10 @@ void wgmma_probe(__global const ushort* q, __global const ushort* k, __global co
         s_out[(row + 8) * 64 + t * 8 + col] = s[0][t][2];
         s_out[(row + 8) * 64 + t * 8 + col + 1] = s[0][t][3];
     }
+    uint p[4][4];
+    pack_probabilities(p, s);
     wgmma_fence();
-    tile_pv(o, s, v_tile);
+    tile_pv(o, p, v_tile);
     wgmma_commit();
     wgmma_wait_all();
     pin_output(o);

@@ -21,7 +21,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     public var keyTile: Int
     /// NVIDIA path: 16-row m-tiles per warp (1 or 2).
     public var mTiles: Int
-    /// NVIDIA path: keys per pipeline step (32 or 64).
+    /// NVIDIA paths: keys per pipeline step (mma.sync: 32 or 64; wgmma: 64 or 128).
     public var keysPerStep: Int
     /// NVIDIA path: re-read Q fragments from shared memory instead of holding them in registers.
     public var queryInShared: Bool
@@ -48,11 +48,16 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     public var maxRegisters: Int?
     /// wgmma path: `maxRegisters` of the sparse kernels (a cap lets two 64-row work-groups share an SM).
     public var sparseMaxRegisters: Int?
+    /// wgmma path: `keysPerStep` (64 or 128) of the sparse kernels (nil: the same as the dense kernel's).
+    public var sparseKeysPerStep: Int?
+    /// wgmma path: the softmax of step u runs while step u - 1's O += P V does (FlashAttention-3's
+    /// intra-warpgroup overlap); false: one product at a time.
+    public var overlap: Bool
 
     public init(path: Path, queryTile: Int, keyTile: Int = 32, mTiles: Int = 1, keysPerStep: Int = 64,
                 queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil,
                 rescaleLog2: Int = 0, warpgroups: Int = 2, producerWarps: Int = 1, sparseStages: Int? = nil,
-                maxRegisters: Int? = nil, sparseMaxRegisters: Int? = nil) {
+                maxRegisters: Int? = nil, sparseMaxRegisters: Int? = nil, sparseKeysPerStep: Int? = nil, overlap: Bool = true) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -68,6 +73,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         self.sparseStages = sparseStages
         self.maxRegisters = maxRegisters
         self.sparseMaxRegisters = sparseMaxRegisters
+        self.sparseKeysPerStep = sparseKeysPerStep
+        self.overlap = overlap
     }
 
     /// Warps per work-group on the NVIDIA paths (wgmma: 4 per consumer warpgroup and the producers).
@@ -85,9 +92,10 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
                 + " sparse_m_tiles=\(sparseMTiles)\(sparse.queryInShared ? " sparse_q_smem" : "")"
                 + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
         case .nvidiaWGMMA:
-            "\(path.rawValue) rows=\(queryTile) warpgroups=\(warpgroups)+\(producerWarps) producer warp(s) stages=\(stages)"
-                + (maxRegisters.map { " maxnreg=\($0)" } ?? "")
-                + " sparse_stages=\(sparseStages ?? stages)" + (sparseMaxRegisters.map { " sparse_maxnreg=\($0)" } ?? "")
+            "\(path.rawValue) rows=\(queryTile) warpgroups=\(warpgroups)+\(producerWarps) producer warp(s) kv=\(keysPerStep) stages=\(stages)"
+                + (maxRegisters.map { " maxnreg=\($0)" } ?? "") + (overlap ? " overlap" : "")
+                + " sparse_kv=\(sparseKeysPerStep ?? keysPerStep) sparse_stages=\(sparseStages ?? stages)"
+                + (sparseMaxRegisters.map { " sparse_maxnreg=\($0)" } ?? "")
                 + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
         case .portable: "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
         }
@@ -99,9 +107,12 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         c.queryTile = 64
         c.mTiles = sparseMTiles
         c.queryInShared = sparseQueryInShared ?? queryInShared
-        c.warpgroups = 1
-        c.stages = sparseStages ?? stages
-        c.maxRegisters = sparseMaxRegisters
+        if path == .nvidiaWGMMA {
+            c.warpgroups = 1
+            c.stages = sparseStages ?? stages
+            c.maxRegisters = sparseMaxRegisters
+            c.keysPerStep = sparseKeysPerStep ?? keysPerStep
+        }
         return c
     }
 
@@ -109,7 +120,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     func localMemoryBytes(headDim: Int) -> Int {
         switch path {
         case .nvidiaWGMMA:
-            return (queryTile * headDim + stages * 2 * 64 * headDim) * 2 + stages * (16 + 65 * 4)
+            return (queryTile * headDim + stages * 2 * keysPerStep * headDim) * 2 + stages * (16 + (keysPerStep + 1) * 4)
         case .nvidiaMMA:
             let q = queryTile * headDim * 2, kv = 2 * stages * keysPerStep * headDim * 2
             return (queryInShared ? q + kv : max(q, kv)) + (stages + 1) * (keysPerStep + 1) * 4
@@ -139,6 +150,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             d["WG_CONSUMERS"] = "\(warpgroups)"
             d["WG_STAGES"] = "\(stages)"
             d["WG_PRODUCER_WARPS"] = "\(producerWarps)"
+            d["WG_KV"] = "\(keysPerStep)"
+            d["WG_OVERLAP"] = overlap ? "1" : "0"
             d["MMA_RESCALE_LOG2"] = "\(rescaleLog2)"
         }
         return d
@@ -171,8 +184,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
 
 extension KernelConfig {
     /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
-    /// stages, sparse_m_tiles, sparse_q_smem, rescale; on the wgmma path warpgroups, producer_warps,
-    /// sparse_stages, maxnreg, sparse_maxnreg (0: none).
+    /// stages, sparse_m_tiles, sparse_q_smem, rescale; on the wgmma path also warpgroups,
+    /// producer_warps, sparse_kv, sparse_stages, overlap, maxnreg, sparse_maxnreg (0: none).
     mutating func apply(override: String) {
         for pair in override.split(separator: ",") {
             let kv = pair.split(separator: "=")
@@ -181,7 +194,9 @@ extension KernelConfig {
             case "query_tile" where value > 0: queryTile = value
             case "key_tile" where value > 0: keyTile = min(value, 64)
             case "m_tiles" where value == 1 || value == 2: mTiles = value
-            case "kv" where value == 32 || value == 64: keysPerStep = value
+            case "kv" where path == .nvidiaWGMMA ? value == 64 || value == 128 : value == 32 || value == 64: keysPerStep = value
+            case "sparse_kv" where value == 64 || value == 128: sparseKeysPerStep = value
+            case "overlap": overlap = value != 0
             case "q_smem": queryInShared = value != 0
             case "stages" where path == .nvidiaWGMMA ? (2...4).contains(value) : value == 1 || value == 2: stages = value
             case "sparse_stages" where (2...4).contains(value): sparseStages = value
