@@ -54,8 +54,17 @@
 #if WG_STAGES < 2 || WG_STAGES > 4
 #error "WG_STAGES must be 2, 3 or 4"
 #endif
-#if WG_PRODUCER_WARPS != 1 && WG_PRODUCER_WARPS != 2
-#error "WG_PRODUCER_WARPS must be 1 or 2"
+#if WG_PRODUCER_WARPS != 1 && WG_PRODUCER_WARPS != 2 && WG_PRODUCER_WARPS != 4
+#error "WG_PRODUCER_WARPS must be 1, 2 or 4"
+#endif
+#ifndef WG_PRODUCER_REGISTERS
+#define WG_PRODUCER_REGISTERS 0 /* > 0: setmaxnreg moves registers from the producer warpgroup to the consumers */
+#endif
+#ifndef WG_CONSUMER_REGISTERS
+#define WG_CONSUMER_REGISTERS 0 /* the consumers' count then; the host balances both against the entry's .maxnreg */
+#endif
+#if WG_PRODUCER_REGISTERS > 0 && (WG_PRODUCER_WARPS != 4 || WG_CONSUMER_REGISTERS == 0)
+#error "setmaxnreg needs a producer warpgroup (WG_PRODUCER_WARPS 4) and WG_CONSUMER_REGISTERS"
 #endif
 #if HEAD_DIM != 64 && HEAD_DIM != 128
 #error "the wgmma path is built for HEAD_DIM 64 or 128"
@@ -82,7 +91,8 @@
 #define WG_TILE_ELEMS (WG_KV * HEAD_DIM)        /* one step's K or V rows */
 #define WG_Q_ELEMS (ATTENTION_ROWS * HEAD_DIM)
 #define WG_SMEM_ELEMS (WG_Q_ELEMS + WG_STAGES * 2 * WG_TILE_ELEMS)
-#define WG_KEYS_PER_PRODUCER (WG_KV / WG_PRODUCER_THREADS)
+#define WG_KEYS_PER_PRODUCER ((WG_KV + WG_PRODUCER_THREADS - 1) / WG_PRODUCER_THREADS)
+#define WG_ROWS_PER_PASS (WG_PRODUCER_THREADS / WG_CHUNKS) /* rows one pass of the producers copies */
 
 /* One sm_90a line of an inline-asm string, hidden from the sm_90 build. */
 #define SM90A(line) "// SM90A " line "\n\t"
@@ -221,6 +231,18 @@ INLINE void mbarrier_wait(__local ulong* bar, uint parity) {
 }
 /* Generic-proxy writes (ordinary stores, cp.async) before async-proxy reads (wgmma). */
 INLINE void fence_proxy_async(void) { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+#define WG_STRING(x) #x
+#define WG_NUMBER(x) WG_STRING(x)
+/* setmaxnreg (sm_90a): the producers give registers back, the consumers take them (the entry's
+ * .maxnreg, from Sm90aBuild, makes the count at entry known). */
+#if WG_PRODUCER_REGISTERS > 0
+#define WG_PRODUCER_ROLE() asm volatile(SM90A("setmaxnreg.dec.sync.aligned.u32 " WG_NUMBER(WG_PRODUCER_REGISTERS) ";") ::: "memory")
+#define WG_CONSUMER_ROLE() asm volatile(SM90A("setmaxnreg.inc.sync.aligned.u32 " WG_NUMBER(WG_CONSUMER_REGISTERS) ";") ::: "memory")
+#else
+#define WG_PRODUCER_ROLE()
+#define WG_CONSUMER_ROLE()
+#endif
+
 /* The producer warps alone (named barrier 1). */
 INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUCER_THREADS) : "memory"); }
 
@@ -283,34 +305,39 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
         const int tile_count = (count);                                                          \
         const int step_count = (tile_count + WG_TILES_PER_STEP - 1) / WG_TILES_PER_STEP;         \
         if (producer) {                                                                          \
+            WG_PRODUCER_ROLE();                                                                  \
             const int ptid = tid - WG_CONSUMER_THREADS;                                          \
+            /* each thread copies one 16-byte chunk of every WG_ROWS_PER_PASS-th row */          \
+            const int chunk = ptid % WG_CHUNKS;                                                  \
+            const int column_block = (chunk >> 3) * WG_KV * 64;                                  \
             int keys[WG_KEYS_PER_PRODUCER];                                                      \
             int plain = 0;                                                                       \
             for (int u = 0; u < step_count; ++u) {                                               \
                 const int st = u % WG_STAGES;                                                    \
                 if (u == 0) {                                                                    \
                     _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j)             \
-                        keys[j] = WG_STEP_KEY(KEY_OF, 0, ptid + j * WG_PRODUCER_THREADS);        \
+                        keys[j] = ptid + j * WG_PRODUCER_THREADS < WG_KV                         \
+                            ? WG_STEP_KEY(KEY_OF, 0, ptid + j * WG_PRODUCER_THREADS) : -1;       \
                     plain = WG_STEP_UNMASKED(UNMASKED, 0);                                       \
                 }                                                                                \
                 if (u >= WG_STAGES) mbarrier_wait(&empty_bar[st], (uint)((u / WG_STAGES - 1) & 1)); \
                 _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j)                 \
-                    stage_keys[st][ptid + j * WG_PRODUCER_THREADS] = keys[j];                    \
+                    if (ptid + j * WG_PRODUCER_THREADS < WG_KV) stage_keys[st][ptid + j * WG_PRODUCER_THREADS] = keys[j]; \
                 if (ptid == 0) stage_plain[st] = plain;                                          \
                 if (u + 1 < step_count) {                                                        \
                     _Pragma("unroll") for (int j = 0; j < WG_KEYS_PER_PRODUCER; ++j)             \
-                        keys[j] = WG_STEP_KEY(KEY_OF, u + 1, ptid + j * WG_PRODUCER_THREADS);    \
+                        keys[j] = ptid + j * WG_PRODUCER_THREADS < WG_KV                         \
+                            ? WG_STEP_KEY(KEY_OF, u + 1, ptid + j * WG_PRODUCER_THREADS) : -1;   \
                     plain = WG_STEP_UNMASKED(UNMASKED, u + 1);                                   \
                 }                                                                                \
                 producer_sync(); /* the stage's keys, for every producer thread */               \
                 mbarrier_arrive(&full_bar[st]); /* ... and for the consumers */                  \
                 __local ushort* k_dst = smem + WG_Q_ELEMS + st * 2 * WG_TILE_ELEMS;              \
                 __local ushort* v_dst = k_dst + WG_TILE_ELEMS;                                   \
-                for (int e = ptid; e < WG_KV * WG_CHUNKS; e += WG_PRODUCER_THREADS) {            \
-                    const int r = e / WG_CHUNKS, chunk = e % WG_CHUNKS;                          \
+                for (int r = ptid / WG_CHUNKS; r < WG_KV; r += WG_ROWS_PER_PASS) {              \
                     const int key = stage_keys[st][r];                                           \
                     const size_t src = (size_t)max(key, 0) * HEAD_DIM + chunk * 8;               \
-                    const int at = sw128_offset(WG_KV, r, chunk);                                \
+                    const int at = column_block + r * 64 + (((chunk & 7) ^ (r & 7)) << 3);       \
                     cp_async16(k_dst + at, kh16 + src, key >= 0 ? 16 : 0);                       \
                     cp_async16(v_dst + at, vh16 + src, key >= 0 ? 16 : 0);                       \
                 }                                                                                \
@@ -318,6 +345,7 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
             }                                                                                    \
             cp_async_wait_all(); /* leave no copy in flight behind an exited warp */             \
         } else {                                                                                 \
+            WG_CONSUMER_ROLE();                                                                  \
             WG_CONSUMER_STEPS(causal, sink, window)                                              \
         }                                                                                        \
     }

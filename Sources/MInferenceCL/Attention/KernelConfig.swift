@@ -39,8 +39,12 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     /// wgmma path: consumer warpgroups (64 query rows each) of the dense and A-shape kernels; the
     /// sparse kernels run one (upstream's 64-row index granularity).
     public var warpgroups: Int
-    /// wgmma path: warps issuing the K/V copies (1 or 2).
+    /// wgmma path: warps issuing the K/V copies (1, 2, or 4: a producer warpgroup).
     public var producerWarps: Int
+    /// wgmma path: registers per thread the producer warpgroup keeps after `setmaxnreg`, the rest of
+    /// the entry's count (`maxRegisters`) going to the consumers; needs `producerWarps` 4 and
+    /// `maxRegisters`. nil: no setmaxnreg.
+    public var producerRegisters: Int?
     /// wgmma path: `stages` of the sparse kernels (nil: the same as the dense kernel's).
     public var sparseStages: Int?
     /// wgmma path: registers per thread declared on the dense and A-shape kernels' entries (nil:
@@ -57,7 +61,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     public init(path: Path, queryTile: Int, keyTile: Int = 32, mTiles: Int = 1, keysPerStep: Int = 64,
                 queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil,
                 rescaleLog2: Int = 0, warpgroups: Int = 2, producerWarps: Int = 1, sparseStages: Int? = nil,
-                maxRegisters: Int? = nil, sparseMaxRegisters: Int? = nil, sparseKeysPerStep: Int? = nil, overlap: Bool = true) {
+                maxRegisters: Int? = nil, sparseMaxRegisters: Int? = nil, sparseKeysPerStep: Int? = nil, overlap: Bool = true,
+                producerRegisters: Int? = nil) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -75,6 +80,14 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         self.sparseMaxRegisters = sparseMaxRegisters
         self.sparseKeysPerStep = sparseKeysPerStep
         self.overlap = overlap
+        self.producerRegisters = producerRegisters
+    }
+
+    /// wgmma path: the consumers' registers per thread after `setmaxnreg`: every thread's share of
+    /// the entry's count, less what the producers keep, in steps of 8 (at most 240). nil: none.
+    var consumerRegisters: Int? {
+        guard path == .nvidiaWGMMA, let producerRegisters, let maxRegisters, producerWarps == 4 else { return nil }
+        return min(240, (maxRegisters * threads - producerRegisters * 128) / (128 * warpgroups) / 8 * 8)
     }
 
     /// Warps per work-group on the NVIDIA paths (wgmma: 4 per consumer warpgroup and the producers).
@@ -94,6 +107,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         case .nvidiaWGMMA:
             "\(path.rawValue) rows=\(queryTile) warpgroups=\(warpgroups)+\(producerWarps) producer warp(s) kv=\(keysPerStep) stages=\(stages)"
                 + (maxRegisters.map { " maxnreg=\($0)" } ?? "") + (overlap ? " overlap" : "")
+                + (consumerRegisters.map { " setmaxnreg=\(producerRegisters ?? 0)/\($0)" } ?? "")
                 + " sparse_kv=\(sparseKeysPerStep ?? keysPerStep) sparse_stages=\(sparseStages ?? stages)"
                 + (sparseMaxRegisters.map { " sparse_maxnreg=\($0)" } ?? "")
                 + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
@@ -152,6 +166,10 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             d["WG_PRODUCER_WARPS"] = "\(producerWarps)"
             d["WG_KV"] = "\(keysPerStep)"
             d["WG_OVERLAP"] = overlap ? "1" : "0"
+            if let consumerRegisters, let producerRegisters {
+                d["WG_PRODUCER_REGISTERS"] = "\(producerRegisters)"
+                d["WG_CONSUMER_REGISTERS"] = "\(consumerRegisters)"
+            }
             d["MMA_RESCALE_LOG2"] = "\(rescaleLog2)"
         }
         return d
@@ -185,7 +203,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
 extension KernelConfig {
     /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
     /// stages, sparse_m_tiles, sparse_q_smem, rescale; on the wgmma path also warpgroups,
-    /// producer_warps, sparse_kv, sparse_stages, overlap, maxnreg, sparse_maxnreg (0: none).
+    /// producer_warps, producer_regs, sparse_kv, sparse_stages, overlap, maxnreg, sparse_maxnreg (0: none).
     mutating func apply(override: String) {
         for pair in override.split(separator: ",") {
             let kv = pair.split(separator: "=")
@@ -203,7 +221,9 @@ extension KernelConfig {
             case "warpgroups" where value == 1 || value == 2:
                 warpgroups = value
                 if path == .nvidiaWGMMA { queryTile = 64 * value }
-            case "producer_warps" where value == 1 || value == 2: producerWarps = value
+            case "producer_warps" where value == 1 || value == 2 || value == 4: producerWarps = value
+            case "producer_regs" where value == 0 || (24...64).contains(value) && value % 8 == 0:
+                producerRegisters = value == 0 ? nil : value
             case "maxnreg" where value == 0 || (24...255).contains(value): maxRegisters = value == 0 ? nil : value
             case "sparse_maxnreg" where value == 0 || (24...255).contains(value): sparseMaxRegisters = value == 0 ? nil : value
             case "sparse_m_tiles" where value == 1 || value == 2: sparseMTiles = value
