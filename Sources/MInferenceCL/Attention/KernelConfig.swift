@@ -54,6 +54,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     public var sparseMaxRegisters: Int?
     /// wgmma path: `keysPerStep` (64 or 128) of the sparse kernels (nil: the same as the dense kernel's).
     public var sparseKeysPerStep: Int?
+    /// wgmma path: `producerWarps` of the sparse kernels (nil: the same as the dense kernel's).
+    public var sparseProducerWarps: Int?
     /// wgmma path: the softmax of step u runs while step u - 1's O += P V does (FlashAttention-3's
     /// intra-warpgroup overlap); false: one product at a time.
     public var overlap: Bool
@@ -62,7 +64,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
                 queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil,
                 rescaleLog2: Int = 0, warpgroups: Int = 2, producerWarps: Int = 1, sparseStages: Int? = nil,
                 maxRegisters: Int? = nil, sparseMaxRegisters: Int? = nil, sparseKeysPerStep: Int? = nil, overlap: Bool = true,
-                producerRegisters: Int? = nil) {
+                producerRegisters: Int? = nil, sparseProducerWarps: Int? = nil) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -81,6 +83,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         self.sparseKeysPerStep = sparseKeysPerStep
         self.overlap = overlap
         self.producerRegisters = producerRegisters
+        self.sparseProducerWarps = sparseProducerWarps
     }
 
     /// wgmma path: the consumers' registers per thread after `setmaxnreg`: every thread's share of
@@ -108,8 +111,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             "\(path.rawValue) rows=\(queryTile) warpgroups=\(warpgroups)+\(producerWarps) producer warp(s) kv=\(keysPerStep) stages=\(stages)"
                 + (maxRegisters.map { " maxnreg=\($0)" } ?? "") + (overlap ? " overlap" : "")
                 + (consumerRegisters.map { " setmaxnreg=\(producerRegisters ?? 0)/\($0)" } ?? "")
-                + " sparse_kv=\(sparseKeysPerStep ?? keysPerStep) sparse_stages=\(sparseStages ?? stages)"
-                + (sparseMaxRegisters.map { " sparse_maxnreg=\($0)" } ?? "")
+                + " sparse: \(sparseProducerWarps ?? producerWarps) producer warp(s) kv=\(sparseKeysPerStep ?? keysPerStep) stages=\(sparseStages ?? stages)"
+                + (sparseMaxRegisters.map { " maxnreg=\($0)" } ?? "")
                 + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
         case .portable: "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
         }
@@ -126,6 +129,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             c.stages = sparseStages ?? stages
             c.maxRegisters = sparseMaxRegisters
             c.keysPerStep = sparseKeysPerStep ?? keysPerStep
+            c.producerWarps = sparseProducerWarps ?? producerWarps
         }
         return c
     }
@@ -203,7 +207,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
 extension KernelConfig {
     /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
     /// stages, sparse_m_tiles, sparse_q_smem, rescale; on the wgmma path also warpgroups,
-    /// producer_warps, producer_regs, sparse_kv, sparse_stages, overlap, maxnreg, sparse_maxnreg (0: none).
+    /// producer_warps, producer_regs, sparse_producer_warps, sparse_kv, sparse_stages, overlap, maxnreg,
+    /// sparse_maxnreg (0: none).
     mutating func apply(override: String) {
         for pair in override.split(separator: ",") {
             let kv = pair.split(separator: "=")
@@ -222,6 +227,7 @@ extension KernelConfig {
                 warpgroups = value
                 if path == .nvidiaWGMMA { queryTile = 64 * value }
             case "producer_warps" where value == 1 || value == 2 || value == 4: producerWarps = value
+            case "sparse_producer_warps" where value == 1 || value == 2 || value == 4: sparseProducerWarps = value
             case "producer_regs" where value == 0 || (24...64).contains(value) && value % 8 == 0:
                 producerRegisters = value == 0 ? nil : value
             case "maxnreg" where value == 0 || (24...255).contains(value): maxRegisters = value == 0 ? nil : value

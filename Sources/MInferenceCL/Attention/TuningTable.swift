@@ -20,15 +20,20 @@ public struct TuningTable: Sendable {
 
     /// Measured rows first (most specific), defaults last.
     public static let standard = TuningTable(rows: [
-        // Hopper (compute capability 9.0, after the context's wgmma check): wgmma, warp-specialised.
-        // Dense and A-shape: 2 consumer warpgroups (128 rows) and one producer warp (288 threads),
-        // a 2-stage K/V ring; the sparse kernels' 64-row work-groups: 1 consumer warpgroup, 2
-        // stages, registers capped so that two work-groups share an SM. Numbers in
-        // Benchmarks/RESULTS.md (H200).
+        // Hopper (compute capability 9.0, after the context's wgmma check): wgmma, warp-specialised,
+        // tuned on the H200 (`minference-bench tune`, 2026-11-30; Benchmarks/RESULTS.md). Dense and
+        // A-shape: 2 consumer warpgroups (128 rows) fed by a producer warpgroup over a 4-stage ring
+        // of 64-key K/V tiles (384 threads, 144 registers, 162 KiB): 438 TF/s causal fp16 d=128 at
+        // 64K, against 202 with one producer warp and 2 stages, 411 with the intra-warpgroup
+        // overlap (the two consumer warpgroups already overlap each other) and 231 with 128-key
+        // steps (setmaxnreg did not lift ptxas's 168-register cap: spills). The sparse kernels'
+        // 64-row work-groups: 1 consumer warpgroup, 2 producer warps, 2 stages, 168 registers so
+        // that two work-groups share an SM: vertical-slash / block-sparse 303 / 300 TF/s at 128K,
+        // against 208 / 211 with 3 stages (one work-group per SM).
         Row(vendor: "nvidia", device: "*", maxHeadDim: 128,
-            config: KernelConfig(path: .nvidiaWGMMA, queryTile: 128, stages: 2, rescaleLog2: 8, warpgroups: 2, producerWarps: 1,
-                                 sparseStages: 2, sparseMaxRegisters: 200),
-            source: "H200 wgmma, 2026-11-30"),
+            config: KernelConfig(path: .nvidiaWGMMA, queryTile: 128, stages: 4, rescaleLog2: 8, warpgroups: 2, producerWarps: 4,
+                                 sparseStages: 2, sparseMaxRegisters: 168, overlap: false, sparseProducerWarps: 2),
+            source: "H200 wgmma tuning, 2026-11-30"),
         // NVIDIA tensor cores, tuned on an H100 (`minference-bench tune`, 2026-11-27; numbers in
         // Benchmarks/RESULTS.md). Dense: 4 warps x 32 rows reuse every K/V fragment twice, Q is
         // re-read from shared memory (fragments in registers spill), two-stage 64-key K/V
