@@ -56,6 +56,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     public var sparseKeysPerStep: Int?
     /// wgmma path: `producerWarps` of the sparse kernels (nil: the same as the dense kernel's).
     public var sparseProducerWarps: Int?
+    /// wgmma path: `overlap` of the sparse kernels (nil: the same as the dense kernel's).
+    public var sparseOverlap: Bool?
     /// wgmma path: the softmax of step u runs while step u - 1's O += P V does (FlashAttention-3's
     /// intra-warpgroup overlap); false: one product at a time.
     public var overlap: Bool
@@ -64,7 +66,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
                 queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil,
                 rescaleLog2: Int = 0, warpgroups: Int = 2, producerWarps: Int = 1, sparseStages: Int? = nil,
                 maxRegisters: Int? = nil, sparseMaxRegisters: Int? = nil, sparseKeysPerStep: Int? = nil, overlap: Bool = true,
-                producerRegisters: Int? = nil, sparseProducerWarps: Int? = nil) {
+                producerRegisters: Int? = nil, sparseProducerWarps: Int? = nil, sparseOverlap: Bool? = nil) {
         self.path = path
         self.queryTile = queryTile
         self.keyTile = keyTile
@@ -84,6 +86,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         self.overlap = overlap
         self.producerRegisters = producerRegisters
         self.sparseProducerWarps = sparseProducerWarps
+        self.sparseOverlap = sparseOverlap
     }
 
     /// wgmma path: the consumers' registers per thread after `setmaxnreg`: every thread's share of
@@ -112,6 +115,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
                 + (maxRegisters.map { " maxnreg=\($0)" } ?? "") + (overlap ? " overlap" : "")
                 + (consumerRegisters.map { " setmaxnreg=\(producerRegisters ?? 0)/\($0)" } ?? "")
                 + " sparse: \(sparseProducerWarps ?? producerWarps) producer warp(s) kv=\(sparseKeysPerStep ?? keysPerStep) stages=\(sparseStages ?? stages)"
+                + ((sparseOverlap ?? overlap) ? " overlap" : "")
                 + (sparseMaxRegisters.map { " maxnreg=\($0)" } ?? "")
                 + (rescaleLog2 > 0 ? " rescale=2^\(rescaleLog2)" : "")
         case .portable: "\(path.rawValue) rows=\(queryTile) key_tile=\(keyTile)"
@@ -130,6 +134,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
             c.maxRegisters = sparseMaxRegisters
             c.keysPerStep = sparseKeysPerStep ?? keysPerStep
             c.producerWarps = sparseProducerWarps ?? producerWarps
+            c.overlap = sparseOverlap ?? overlap
         }
         return c
     }
@@ -207,8 +212,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
 extension KernelConfig {
     /// Applies `key=value` pairs from an override string: query_tile, key_tile, m_tiles, kv, q_smem,
     /// stages, sparse_m_tiles, sparse_q_smem, rescale; on the wgmma path also warpgroups,
-    /// producer_warps, producer_regs, sparse_producer_warps, sparse_kv, sparse_stages, overlap, maxnreg,
-    /// sparse_maxnreg (0: none).
+    /// producer_warps, producer_regs, sparse_producer_warps, sparse_kv, sparse_stages, overlap,
+    /// sparse_overlap, maxnreg, sparse_maxnreg (0: none).
     mutating func apply(override: String) {
         for pair in override.split(separator: ",") {
             let kv = pair.split(separator: "=")
@@ -220,6 +225,7 @@ extension KernelConfig {
             case "kv" where path == .nvidiaWGMMA ? value == 64 || value == 128 : value == 32 || value == 64: keysPerStep = value
             case "sparse_kv" where value == 64 || value == 128: sparseKeysPerStep = value
             case "overlap": overlap = value != 0
+            case "sparse_overlap": sparseOverlap = value != 0
             case "q_smem": queryInShared = value != 0
             case "stages" where path == .nvidiaWGMMA ? (2...4).contains(value) : value == 1 || value == 2: stages = value
             case "sparse_stages" where (2...4).contains(value): sparseStages = value
