@@ -9,18 +9,24 @@
  * strips the markers, retargets the PTX to sm_90a and builds it again (docs/NVIDIA-OPENCL.md).
  *
  * FlashAttention-3 structure, warp-specialised (Shah et al. 2024, "FlashAttention-3"):
- *   producer, WG_PRODUCER_WARPS warps after the consumers; for every step u (one 64-key tile of the
- *     family's key list): waits until stage u % WG_STAGES of the shared-memory ring is free
- *     (mbarrier empty[]), stores the step's keys and mask flag, issues the K and V rows with
- *     cp.async (zero rows for padding keys) and hands the stage over on mbarrier full[] once its
- *     copies have landed (cp.async.mbarrier.arrive.noinc); keys of step u + 1 load meanwhile;
+ *   producer, WG_PRODUCER_WARPS warps after the consumers (a whole warpgroup for the dense
+ *     kernels); for every step u (WG_KV keys: one or two 64-key tiles of the family's key list):
+ *     waits until stage u % WG_STAGES of the shared-memory ring is free (mbarrier empty[]), stores
+ *     the step's keys and mask flag, issues the K and V rows with cp.async, each thread one 16-byte
+ *     chunk of every WG_ROWS_PER_PASS-th row (zero rows for padding keys), and hands the stage over
+ *     on mbarrier full[] once its copies have landed (cp.async.mbarrier.arrive.noinc); the keys of
+ *     step u + 1 load from the index lists meanwhile. One producer warp cannot issue the copies
+ *     fast enough (202 against 438 TF/s dense on the H200): the copies are the work here that
+ *     TMA does in FlashAttention-3, and tensor-map copies are out of OpenCL's reach;
  *   consumers, WG_CONSUMERS warpgroups of 64 query rows; for every step u:
- *       wait full[u]; S = Q K_u^T    wgmma m64n64k16 x HEAD_DIM/16, Q and K from shared memory
- *       (the previous step's O += P V is still running on the tensor cores)
- *       wait for both; free stage u - 1; mask, online softmax (attention_nv_fragments.h)
- *       O += P V_u                   wgmma m64nHEAD_DIMk16 x 4, P straight from registers
- *   so the copies run ahead of the products and one warpgroup's softmax overlaps the products of
- *   the others (and of the other work-groups on the SM). No work-group barrier after the start.
+ *       wait full[u]; S = Q K_u^T    wgmma m64nWG_KVk16 x HEAD_DIM/16, Q and K from shared memory
+ *       wait; free stage u - 1; mask, online softmax (attention_nv_fragments.h)
+ *       O += P V_u                   wgmma m64nHEAD_DIMk16 x WG_KV/16, P straight from registers,
+ *                                    left running into the next step's S
+ *   With WG_OVERLAP the S of step u and the P V of step u - 1 are in flight together and the
+ *   softmax of step u runs while that P V finishes (FlashAttention-3's intra-warpgroup overlap).
+ *   Either way one warpgroup's softmax overlaps the products of the other warpgroups on the SM.
+ *   No work-group barrier after the start.
  *
  * Shared-memory tiles use the 128-byte swizzle of the wgmma descriptors: a [rows][HEAD_DIM] tile is
  * HEAD_DIM / 64 column blocks of [rows][64] (128-byte rows), 16-byte chunk c of row r stored at
@@ -358,21 +364,29 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
 #define WG_K_TILE(u) (smem + WG_Q_ELEMS + ((u) % WG_STAGES) * 2 * WG_TILE_ELEMS)
 #define WG_V_TILE(u) (WG_K_TILE(u) + WG_TILE_ELEMS)
 
-#if WG_OVERLAP
-#define WG_CONSUMER_STEPS(causal, sink, window)                                                  \
+/* The consumers' score and probability registers. */
+#define WG_CONSUMER_FRAGMENTS                                                                   \
     const int consumer = warp / 4;                                                               \
     float s[1][MMA_KEY_TILES][4];                                                                \
     uint p[WG_KV / 16][4];                                                                       \
     _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {                                  \
         s[0][t][0] = 0.0f; s[0][t][1] = 0.0f; s[0][t][2] = 0.0f; s[0][t][3] = 0.0f;              \
-    }                                                                                            \
+    }
+
+/* The start of consumer step u: wait until stage st holds its K and V, issue S = Q K_u^T. */
+#define WG_ISSUE_SCORES(u, st)                                                                   \
+    mbarrier_wait(&full_bar[st], (uint)(((u) / WG_STAGES) & 1));                                 \
+    fence_proxy_async();                                                                         \
+    wgmma_fence();                                                                               \
+    tile_scores(s, q_tile, consumer, WG_K_TILE(u));                                              \
+    wgmma_commit();
+
+#if WG_OVERLAP
+#define WG_CONSUMER_STEPS(causal, sink, window)                                                  \
+    WG_CONSUMER_FRAGMENTS                                                                       \
     for (int u = 0; u < step_count; ++u) {                                                       \
         const int st = u % WG_STAGES;                                                            \
-        mbarrier_wait(&full_bar[st], (uint)((u / WG_STAGES) & 1));                               \
-        fence_proxy_async();                                                                     \
-        wgmma_fence();                                                                           \
-        tile_scores(s, q_tile, consumer, WG_K_TILE(u));                                          \
-        wgmma_commit();                                                                          \
+        WG_ISSUE_SCORES(u, st)                                                                   \
         if (u > 0) {                                                                             \
             tile_pv(acc_o, p, WG_V_TILE(u - 1));                                                 \
             wgmma_commit();                                                                      \
@@ -400,19 +414,10 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
     }
 #else
 #define WG_CONSUMER_STEPS(causal, sink, window)                                                  \
-    const int consumer = warp / 4;                                                               \
-    float s[1][MMA_KEY_TILES][4];                                                                \
-    uint p[WG_KV / 16][4];                                                                       \
-    _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {                                  \
-        s[0][t][0] = 0.0f; s[0][t][1] = 0.0f; s[0][t][2] = 0.0f; s[0][t][3] = 0.0f;              \
-    }                                                                                            \
+    WG_CONSUMER_FRAGMENTS                                                                       \
     for (int u = 0; u < step_count; ++u) {                                                       \
         const int st = u % WG_STAGES;                                                            \
-        mbarrier_wait(&full_bar[st], (uint)((u / WG_STAGES) & 1));                               \
-        fence_proxy_async();                                                                     \
-        wgmma_fence();                                                                           \
-        tile_scores(s, q_tile, consumer, WG_K_TILE(u));                                          \
-        wgmma_commit();                                                                          \
+        WG_ISSUE_SCORES(u, st)                                                                   \
         wgmma_wait_all(); /* this S, and the last step's P V */                                  \
         pin_scores(s);                                                                           \
         pin_output(acc_o);                                                                       \

@@ -85,9 +85,13 @@ struct HopperPathTests {
         let h200 = Self.device(vendor: "NVIDIA Corporation", capability: (9, 0))
         let config = TuningTable.standard.config(for: h200, dtype: .f16, headDim: 128, wgmma: true)
         let problem = try AttentionProblem(headsQ: 32, headsKV: 8, queryLength: 4096, keyLength: 4096, headDim: 128, inputDType: .f16)
-        // dense / A-shape: 2 consumer warpgroups + 1 producer warp; sparse: 1 + 1 over 64 rows
-        #expect(config.queryTile == 128 && config.threads == 288)
-        #expect(config.sparse.queryTile == 64 && config.sparse.threads == 160)
+        // dense / A-shape: 2 consumer warpgroups + a producer warpgroup; sparse: 1 + 2 producer warps over 64 rows
+        #expect(config.queryTile == 128 && config.threads == 384)
+        #expect(config.sparse.queryTile == 64 && config.sparse.threads == 192)
+        #expect(config.sparse.buildOptions(problem: problem).sm90a == Sm90aBuild(maxRegisters: 168))
+        // head dim 64: 128-key steps for dense and A-shape, 64-key steps for the sparse kernels
+        let d64 = TuningTable.standard.config(for: h200, dtype: .f16, headDim: 64, wgmma: true)
+        #expect(d64.keysPerStep == 128 && d64.sparse.keysPerStep == 64)
         let options = config.buildOptions(problem: problem)
         #expect(options.sm90a != nil)
         #expect(options.defines["NV_WGMMA"] == "1" && options.defines["WG_CONSUMERS"] == "2")
