@@ -5,7 +5,7 @@
 #   bash Benchmarks/baselines/prepare_baseline.sh /path/to/MInference[.git] [commit]
 #
 # The commit defaults to fb56c917f618e8645f1cfc37535afd7424d78f0d (2025-08-11), the one
-# shared/reference/MINFERENCE.md specifies; the sha256 sums below are those of its files.
+# docs/MINFERENCE.md specifies; the sha256 sums below are those of its files.
 set -euo pipefail
 src=${1:?usage: prepare_baseline.sh GIT_DIR_OR_CLONE [COMMIT]}
 commit=${2:-fb56c917f618e8645f1cfc37535afd7424d78f0d}

@@ -5,7 +5,8 @@
                                              [--compare-dump DIR N HQ HKV D SEED]
 
 - the pure-torch index conversion against a line-by-line transliteration of the CUDA kernel
-  (random cases, with and without offset 0) and against MINFERENCE.md section 5's worked example;
+  (random cases, with and without offset 0) and against docs/MINFERENCE.md section 5's worked
+  example;
 - the coverage counts (VS, block-sparse, A-shape) against brute-force masks;
 - the synthetic generator's host part (SplitMix64 directions) and, with --compare-dump, the whole
   generator against .npy files written from the OpenCL generator (q.npy, k.npy, v.npy);
@@ -53,7 +54,7 @@ def conversion_case(n, verticals, offsets):
 
 
 def test_conversion():
-    # MINFERENCE.md section 5 worked example
+    # docs/MINFERENCE.md section 5 worked example
     n = 2048
     same, (bc, bo, cc, ci) = conversion_case(n, list(range(30)) + [300, 1300], [1000, 0])
     check("conversion: worked example matches the CUDA transliteration", same)

@@ -29,7 +29,7 @@ struct AttentionCommand: ParsableCommand {
     @OptionGroup var patternOptions: PatternOptions
     @Option(name: .long, help: "MInference per-model JSON config with a pattern per layer and head.")
     var config: String?
-    @Option(name: .long, help: "Layer of --config to use.")
+    @Option(name: .long, parsing: .unconditional, help: "Layer of --config to use.")
     var layer: Int?
     @Option(name: .long, help: "Write the indices each head used as .npy files into this folder.")
     var indicesOut: String?
@@ -40,7 +40,7 @@ struct AttentionCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Attend to every key (default: causal; dense only).")
     var nonCausal = false
-    @Option(name: .long, help: "Softmax scale (default 1/sqrt(d)).")
+    @Option(name: .long, parsing: .unconditional, help: "Softmax scale (default 1/sqrt(d)).")
     var scale: Float?
     @Option(name: .long, help: "Output dtype: f16, bf16 or f32 (default: the input dtype).")
     var outDtype: String?
@@ -101,7 +101,19 @@ struct AttentionCommand: ParsableCommand {
             }
             print(AttentionReport(device: context.device, report: report).render())
             print("wrote \(out)" + (indicesOut.map { " and indices to \($0)" } ?? ""))
+            if let warning = Self.overflowWarning(result, inputsChecked: checkFinite) { Terminal.warning(warning) }
         }
+    }
+
+    /// A 16-bit output saturates: f16 holds magnitudes up to 65504, and larger results are written
+    /// as ±inf. Says how many, when any (with unchecked inputs they may also come from the inputs).
+    static func overflowWarning(_ output: Tensor, inputsChecked: Bool) -> String? {
+        guard output.dtype != .f32 else { return nil }
+        let count = output.infinityCount()
+        guard count > 0 else { return nil }
+        let limit = output.dtype == .f16 ? "65504, the largest f16" : "the largest bf16 (about 3.4e38)"
+        let cause = inputsChecked ? "results above \(limit)" : "results above \(limit), or infinities in the unchecked inputs"
+        return "\(count) output value(s) are infinite: \(cause); --out-dtype f32 keeps them finite"
     }
 
     private func fallback() throws -> SparseOptions.DenseFallback {

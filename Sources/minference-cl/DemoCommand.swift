@@ -11,17 +11,17 @@ struct DemoCommand: ParsableCommand {
 
     @Option(name: .long, parsing: .upToNextOption, help: "Sequence lengths (default: 2048 4096 on a CPU device, 8192 32768 131072 on a GPU).")
     var lengths: [Int] = []
-    @Option(name: .long, help: "Query heads.")
+    @Option(name: .long, parsing: .unconditional, help: "Query heads.")
     var heads: Int = 8
-    @Option(name: .long, help: "KV heads.")
+    @Option(name: .long, parsing: .unconditional, help: "KV heads.")
     var kvHeads: Int = 2
-    @Option(name: .long, help: "Head dim.")
+    @Option(name: .long, parsing: .unconditional, help: "Head dim.")
     var headDim: Int = 128
     @Option(name: .long, help: "Input dtype: f16, bf16 or f32.")
     var dtype: String = "f16"
-    @Option(name: .long, help: "Query rows checked against the float64 reference per length.")
+    @Option(name: .long, parsing: .unconditional, help: "Query rows checked against the float64 reference per length.")
     var checkRows: Int = 48
-    @Option(name: .long, help: "Random seed.")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed.")
     var seed: UInt64 = 1
 
     func run() throws {

@@ -22,20 +22,20 @@ struct InspectCommand: ParsableCommand {
     var layer: String
     @Option(name: .long, help: "MInference JSON config with the layer's patterns.")
     var config: String?
-    @Option(name: .long, help: "Layer of --config that --layer holds.")
+    @Option(name: .long, parsing: .unconditional, help: "Layer of --config that --layer holds.")
     var layerIndex: Int?
     @OptionGroup var patternOptions: PatternOptions
     @Option(name: .long, help: "Folder for the pictures (created if missing).")
     var outDir: String
-    @Option(name: .long, help: "Cells per side of a head's pictures (clamped to N).")
+    @Option(name: .long, parsing: .unconditional, help: "Cells per side of a head's pictures (clamped to N).")
     var size: Int = 512
     @Option(name: .long, help: "Pooling of the attention map: max or mean.")
     var pooling: String = "max"
-    @Option(name: .long, help: "Powers of ten the colour scale spans below each head's largest cell.")
+    @Option(name: .long, parsing: .unconditional, help: "Powers of ten the colour scale spans below each head's largest cell.")
     var decades: Double = 4
     @Option(name: .long, help: "Heads that get a picture of their own, comma-separated (default: all).")
     var heads: String?
-    @Option(name: .long, help: "Cells per side of each head in overview.png.")
+    @Option(name: .long, parsing: .unconditional, help: "Cells per side of each head in overview.png.")
     var overviewSize: Int = 128
     @Flag(name: .long, help: "Read 16-bit integer/void .npy words as bfloat16.")
     var bf16 = false

@@ -6,15 +6,15 @@ import MInferenceCL
 struct PatternOptions: ParsableArguments {
     @Option(name: .long, help: "Pattern for every head: dense, a-shape (stream_llm), vertical-slash (vertical_and_slash), block-sparse (block_sparse).")
     var pattern: String?
-    @Option(name: .long, help: "A-shape: initial (sink) keys every query sees (default 128).")
+    @Option(name: .long, parsing: .unconditional, help: "A-shape: initial (sink) keys every query sees (default 128).")
     var sink: Int?
-    @Option(name: .long, help: "A-shape: local window, the query included (default 3968).")
+    @Option(name: .long, parsing: .unconditional, help: "A-shape: local window, the query included (default 3968).")
     var window: Int?
-    @Option(name: .long, help: "Vertical-slash: key columns (default 1000).")
+    @Option(name: .long, parsing: .unconditional, help: "Vertical-slash: key columns (default 1000).")
     var vertical: Int?
-    @Option(name: .long, help: "Vertical-slash: diagonals (default 6096).")
+    @Option(name: .long, parsing: .unconditional, help: "Vertical-slash: diagonals (default 6096).")
     var slash: Int?
-    @Option(name: .long, help: "Block-sparse: 64-key blocks per 64-query block (default 100).")
+    @Option(name: .long, parsing: .unconditional, help: "Block-sparse: 64-key blocks per 64-query block (default 100).")
     var blocks: Int?
 
     /// The config's layer `layer` when `config` is given (the command names that layer

@@ -20,7 +20,7 @@ struct SearchCommand: ParsableCommand {
 
     @Option(name: .long, parsing: .upToNextOption, help: "Calibration layer folders in model order (q.npy, k.npy, v.npy each).")
     var layers: [String] = []
-    @Option(name: .long, help: "Per-head FLOPs budget as a share of dense causal attention's, in (0, 1].")
+    @Option(name: .long, parsing: .unconditional, help: "Per-head FLOPs budget as a share of dense causal attention's, in (0, 1].")
     var density: Double?
     @Option(name: .long, help: "Per-head FLOPs budget as an A-shape's SINK+WINDOW at the layer's length, e.g. 1k+4k (k = 1024).")
     var budget: String?

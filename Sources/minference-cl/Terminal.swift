@@ -14,6 +14,11 @@ enum Terminal {
         writeStderr(text)
     }
 
+    /// One line on stderr; the command still succeeds.
+    static func warning(_ message: String) {
+        writeStderr("minference-cl: warning: \(message)\n")
+    }
+
     static func writeStderr(_ text: String) {
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }

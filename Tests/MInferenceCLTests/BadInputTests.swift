@@ -170,7 +170,9 @@ struct BadInputTests {
         NPYCase(name: "int32", bytes: CommandLineTests.npy(descr: "<i4", shape: [2], elementBytes: 4), bf16: true,
                 error: .unsupportedDType(path: "t.npy", descr: "<i4", hint: "supported: <f2 (float16), <f4 (float32), bf16 as raw 16-bit words")),
         NPYCase(name: "16-bit words outside bf16 mode", bytes: CommandLineTests.npy(descr: "<u2", shape: [2], elementBytes: 2),
-                error: .unsupportedDType(path: "t.npy", descr: "<u2", hint: "16-bit words are read as bfloat16 only in bf16 mode (--bf16)")),
+                error: .unsupportedDType(path: "t.npy", descr: "<u2", hint: NPYFileBF16Tests.wordsHint)),
+        NPYCase(name: "ml_dtypes' V2 outside bf16 mode", bytes: CommandLineTests.npy(descr: "V2", shape: [2], elementBytes: 2),
+                error: .unsupportedDType(path: "t.npy", descr: "V2", hint: NPYFileBF16Tests.wordsHint)),
         NPYCase(name: "more data than the shape", bytes: valid + [0, 0, 0, 0],
                 error: .shapeMismatch(path: "t.npy", shape: [2, 3, 8], dataBytes: 196, expectedBytes: 192)),
     ]
@@ -378,5 +380,34 @@ struct BadInputTests {
         let error = try #require(throws: DeviceSelectionError.self) { try DeviceSelector("no-such-device").select(from: devices) }
         #expect(error.description.hasPrefix("no OpenCL device matches 'no-such-device'"))
         #expect(throws: KernelSourceError.self) { try KernelSource.raw("no_such_kernel.cl", directory: nil) }
+    }
+}
+
+/// bfloat16 as ml_dtypes saves it: void words (`<V2`, `V2`) in bf16 mode, or the type's own name.
+@Suite("bfloat16 .npy files")
+struct NPYFileBF16Tests {
+    static let wordsHint = "16-bit words (ml_dtypes saves bfloat16 so) are read as bfloat16 only in bf16 mode: pass --bf16 (library: bf16: true)"
+
+    /// The words of 1, -2, 0.5 and 3 in bfloat16.
+    static let words: [UInt16] = [0x3F80, 0xC000, 0x3F00, 0x4040]
+
+    static func file(descr: String) -> [UInt8] {
+        CommandLineTests.npy(header: CommandLineTests.shapeHeader(descr, [2, 2]),
+                             data: words.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] })
+    }
+
+    @Test(arguments: ["<V2", "V2", "|V2", "<u2"])
+    func voidWordsInBF16Mode(_ descr: String) throws {
+        let tensor = try NPYFile.decode(Self.file(descr: descr), path: "t.npy", bf16: true)
+        #expect(tensor.dtype == .bf16 && tensor.shape == [2, 2])
+        #expect(tensor.floats() == [1, -2, 0.5, 3])
+    }
+
+    @Test(arguments: ["bfloat16", "<bfloat16"])
+    func bfloat16ByName(_ descr: String) throws {
+        for bf16 in [false, true] {
+            let tensor = try NPYFile.decode(Self.file(descr: descr), path: "t.npy", bf16: bf16)
+            #expect(tensor.dtype == .bf16 && tensor.floats() == [1, -2, 0.5, 3])
+        }
     }
 }

@@ -3,7 +3,7 @@ import RealModule
 import Testing
 
 /// The float64 pattern reference against hand-worked examples from the spec
-/// (shared/reference/MINFERENCE.md), brute-force recomputations and structural properties, so
+/// (docs/MINFERENCE.md), brute-force recomputations and structural properties, so
 /// that the GPU tests that lean on it rest on something checked.
 @Suite("Pattern reference")
 struct PatternReferenceTests {

@@ -10,6 +10,9 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     public var keyLength: Int
     public var headDim: Int
     public var inputDType: DType
+    /// The output's element type (default: the input's). An f16 output saturates: results whose
+    /// magnitude exceeds 65504 are stored as ±inf (`Tensor.infinityCount()` counts them; the CLI
+    /// warns). Rows that see no key at all (causal with Nq > Nk) are written as zeros.
     public var outputDType: DType
     public var causal: Bool
     /// Multiplies q.k before the softmax; 1/sqrt(d) unless set.

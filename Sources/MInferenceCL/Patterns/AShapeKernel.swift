@@ -1,5 +1,5 @@
-/// A-shape heads of a layer in one launch (MINFERENCE.md section 3): the first `sink` keys and
-/// the last `window` keys up to each query, element-exact. No index building: the pattern is
+/// A-shape heads of a layer in one launch (docs/MINFERENCE.md section 3): the first `sink` keys
+/// and the last `window` keys up to each query, element-exact. No index building: the pattern is
 /// static, and as its key set does not depend on the row blocking it runs on the dense tile
 /// configuration (128-row work-groups on NVIDIA) instead of upstream's 64-row blocks.
 struct AShapeKernel {

@@ -1,6 +1,6 @@
-/// Block-sparse heads of a layer in one launch per step (MINFERENCE.md section 7): mean-pool q
-/// and k per 64 tokens, score block pairs, keep the best `blocks` key blocks per query block,
-/// run the block-sparse kernel.
+/// Block-sparse heads of a layer in one launch per step (docs/MINFERENCE.md section 7):
+/// mean-pool q and k per 64 tokens, score block pairs, keep the best `blocks` key blocks per
+/// query block, run the block-sparse kernel.
 struct BlockSparsePipeline {
     static let block = 64
 

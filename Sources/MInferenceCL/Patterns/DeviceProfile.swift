@@ -32,6 +32,11 @@ public struct DeviceProfile: Sendable, Hashable {
                       denseBelow: [.aShape: 8192, .verticalSlash: 65536, .blockSparse: 16384],
                       estimation: .clblast, blockScores: .fused,
                       source: "H100 measured 2026-11-27"),
+        // H200 (wgmma path): PLACEHOLDER thresholds, measured below before this lands.
+        DeviceProfile(vendor: "nvidia", device: "H200",
+                      denseBelow: [.aShape: 8192, .verticalSlash: 65536, .blockSparse: 32768],
+                      estimation: .clblast, blockScores: .fused,
+                      source: "H200 measured 2026-11-30"),
         // PoCL on 2 AMD EPYC cores (Hq 4/2, Hkv 1): A-shape wins from 2K; vertical-slash never won
         // up to 16K and block-sparse not consistently, so both fall back below 32K. The fused
         // logits skip CLBlast's first-use compilation (tens of seconds on PoCL).

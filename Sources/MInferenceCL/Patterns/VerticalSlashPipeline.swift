@@ -1,6 +1,6 @@
-/// Vertical-slash heads of a layer, all in one launch per step (MINFERENCE.md sections 4-6):
-/// estimate column and diagonal scores from the last 64 queries, select the top verticals and
-/// slashes, convert them to per-row-block index lists, run the sparse kernel.
+/// Vertical-slash heads of a layer, all in one launch per step (docs/MINFERENCE.md sections
+/// 4-6): estimate column and diagonal scores from the last 64 queries, select the top verticals
+/// and slashes, convert them to per-row-block index lists, run the sparse kernel.
 struct VerticalSlashPipeline {
     static let lastQueries = 64
     static let rowBlock = 64

@@ -1,5 +1,5 @@
 /// An independent float64 CPU re-implementation of how MInference picks the keys of each sparse
-/// pattern (shared/reference/MINFERENCE.md, sections 3-7): the vertical-slash estimate and index
+/// pattern (docs/MINFERENCE.md, sections 3-7): the vertical-slash estimate and index
 /// conversion, block-sparse block selection, and the key set each query ends up attending.
 ///
 /// It exists so tests can check the GPU implementation against upstream's rules, not against

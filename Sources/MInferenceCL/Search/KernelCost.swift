@@ -5,7 +5,7 @@
 ///
 /// The search compares candidates at equal cost in these units, which is the "FLOPs-equivalent"
 /// comparison MInference's paper describes but its code only approximates with hand-picked
-/// budgets (MINFERENCE.md section 9): here vertical-slash windows widened to 64 keys, the
+/// budgets (docs/MINFERENCE.md section 9): here vertical-slash windows widened to 64 keys, the
 /// "grow by a whole block" merge and partly masked diagonal tiles are all paid for.
 public struct KernelCost: Sendable, Hashable, CustomStringConvertible {
     /// Query rows per tile (upstream's row block) and keys per tile.

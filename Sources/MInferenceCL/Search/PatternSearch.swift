@@ -1,7 +1,7 @@
-/// Offline, kernel-aware pattern search (MInference's `search_pattern`, MINFERENCE.md section 9,
-/// with its FLOPs equivalence made real): per query head, candidates of the three patterns at
-/// measured kernel cost, scored by attention recall on a calibration input, then the layer's
-/// budget spent where it keeps the most attention.
+/// Offline, kernel-aware pattern search (MInference's `search_pattern`, docs/MINFERENCE.md
+/// section 9, with its FLOPs equivalence made real): per query head, candidates of the three
+/// patterns at measured kernel cost, scored by attention recall on a calibration input, then the
+/// layer's budget spent where it keeps the most attention.
 ///
 ///   T = the target's cost in 64x64 tiles at the layer's length (KernelCost); levels L = f x T
 ///   A-shape:         per level and sink s of the ladder, the largest window w with cost(s, w) <= L

@@ -3,8 +3,9 @@ import FoundationEssentials
 import Glibc
 #endif
 
-/// NumPy `.npy` files: little-endian `<f2` and `<f4` in C order, plus a bf16 mode that reads
-/// and writes raw 16-bit words (`<u2`, `<i2`, `|V2`) as bfloat16. Anything else is refused with a
+/// NumPy `.npy` files: little-endian `<f2` and `<f4` in C order, `bfloat16` by name, plus a bf16
+/// mode that reads and writes raw 16-bit words (`<u2`, `<i2`, `|V2`, `<V2`, `V2`: how ml_dtypes
+/// saves bfloat16) as bfloat16. Anything else is refused with a
 /// `TensorFileError` that says what was found.
 public enum NPYFile {
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
@@ -85,15 +86,21 @@ public enum NPYFile {
         let header = String(decoding: bytes[headerStart..<headerStart + headerLength], as: UTF8.self)
         let fields = try parseHeader(header, path: path)
         let dtype: DType
-        let rawWords: Set<String> = ["<u2", "<i2", "|u2", "|i2", "|V2", "<V2"]
+        // ml_dtypes' bfloat16 arrays are saved as void words ('<V2', or 'V2' by some NumPy versions)
+        // or under the type's own name.
+        let rawWords: Set<String> = ["<u2", "<i2", "|u2", "|i2", "|V2", "<V2", "V2"]
+        let bfloat16Names: Set<String> = ["bfloat16", "<bfloat16", "|bfloat16"]
         switch fields.descr {
         case "<f2": dtype = .f16
         case "<f4": dtype = .f32
+        case let d where bfloat16Names.contains(d): dtype = .bf16
         case let d where bf16 && rawWords.contains(d): dtype = .bf16
         case let d where d.hasPrefix(">"):
             throw TensorFileError.unsupportedDType(path: path, descr: d, hint: "big-endian data; save it little-endian ('<')")
         case let d where rawWords.contains(d):
-            throw TensorFileError.unsupportedDType(path: path, descr: d, hint: "16-bit words are read as bfloat16 only in bf16 mode (--bf16)")
+            throw TensorFileError.unsupportedDType(
+                path: path, descr: d,
+                hint: "16-bit words (ml_dtypes saves bfloat16 so) are read as bfloat16 only in bf16 mode: pass --bf16 (library: bf16: true)")
         case let d:
             throw TensorFileError.unsupportedDType(path: path, descr: d, hint: "supported: <f2 (float16), <f4 (float32), bf16 as raw 16-bit words")
         }

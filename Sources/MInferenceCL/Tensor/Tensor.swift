@@ -65,6 +65,13 @@ public struct Tensor: Sendable, Equatable {
         return multiIndex(flat)
     }
 
+    /// How many elements are ±Inf. An f16 attention output holds one wherever the result's magnitude
+    /// exceeds 65504, f16's largest finite value (bf16's range is f32's): the conversion saturates,
+    /// as every fp16 store does.
+    public func infinityCount() -> Int {
+        floats().reduce(0) { $0 + ($1.isInfinite ? 1 : 0) }
+    }
+
     /// Throws `AttentionError.nonFinite` naming `name`, the element's index and its value when
     /// the tensor holds a NaN or an infinity (the kernels compute on finite inputs only).
     public func checkFinite(name: String) throws {
