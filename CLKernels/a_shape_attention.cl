@@ -1,7 +1,7 @@
 /*
- * a_shape_attention.cl: MInference's static A-shape pattern (MINFERENCE.md section 3), each query
- * i attending keys [0, sink) and [i - window + 1, i], element-exact. The key set does not depend
- * on the row blocking, so the kernel runs on the dense kernel's tile configuration
+ * a_shape_attention.cl: MInference's static A-shape pattern (docs/MINFERENCE.md section 3), each
+ * query i attending keys [0, sink) and [i - window + 1, i], element-exact. The key set does not
+ * depend on the row blocking, so the kernel runs on the dense kernel's tile configuration
  * (ATTENTION_ROWS rows per work-group: 128 on the NVIDIA path, where a warp's 32 rows reuse every
  * K/V fragment twice) rather than on upstream's 64-row blocks.
  *

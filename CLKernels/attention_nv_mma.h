@@ -21,7 +21,7 @@
  * of P for a 16-key step, so P never leaves registers.
  *
  * Requires: INPUT_DTYPE f16 or bf16, HEAD_DIM 64 or 128, __local arrays 16-byte aligned
- * (NVIDIA-OPENCL.md: ldmatrix/cp.async fault otherwise).
+ * (docs/NVIDIA-OPENCL.md: ldmatrix/cp.async fault otherwise).
  */
 #ifndef MINFERENCECL_ATTENTION_NV_MMA_H
 #define MINFERENCECL_ATTENTION_NV_MMA_H

@@ -1,6 +1,6 @@
 /*
  * block_sparse_index.cl: the mean-pooled queries and keys of MInference's block-sparse
- * estimate (MINFERENCE.md section 7). Block scores are then pooled_q . pooled_k^T (a batched
+ * estimate (docs/MINFERENCE.md section 7). Block scores are then pooled_q . pooled_k^T (a batched
  * GEMM: CLBlast, or block_scores below) and top-k per query block (topk.cl, causal rows).
  *
  *   pooled[h, m, c] = (sum of x[h, i, c] over i in [64m, 64m + 64), i < N) / 64

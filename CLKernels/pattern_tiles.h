@@ -5,7 +5,7 @@
  * slot r of tile t of a row block (-1: none); the mask inside a tile is the kernels' own.
  *
  *   A-shape        rows [start, end): sink tiles over [0, min(sink, end)), then window tiles
- *                  over [max(sink_end, start - window + 1), end)            (MINFERENCE.md 3)
+ *                  over [max(sink_end, start - window + 1), end)       (docs/MINFERENCE.md 3)
  *   vertical-slash the 64-key windows offsets[*], then the gathered columns column_keys[*]
  *                  64 per tile (upstream's convert_vertical_slash_indexes layout)   (6)
  *   block-sparse   the key blocks chosen[*], 64 keys each                           (7)

@@ -1,7 +1,7 @@
 /*
  * recall.cl: attention recall of the key sets the sparse kernels cover, in blocks: the share of
  * each query's dense causal softmax mass that falls on the keys its pattern's kernel visits (the
- * score of the offline pattern search, MINFERENCE.md section 9), with O(N) memory per head.
+ * score of the offline pattern search, docs/MINFERENCE.md section 9), with O(N) memory per head.
  *
  *   s_ij = q_i . k_j * scale * log2(e)
  *   dense_row_stats, once per layer, over the keys j <= i in 64-key tiles (online softmax):

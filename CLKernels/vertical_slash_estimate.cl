@@ -1,6 +1,6 @@
 /*
  * vertical_slash_estimate.cl: MInference's online estimate of a vertical-slash head
- * (MINFERENCE.md section 4), for every vertical-slash head of a layer in one launch per step.
+ * (docs/MINFERENCE.md section 4), for every vertical-slash head of a layer in one launch per step.
  *
  *   X[r, j]   = q[N - L + r] . k[j] * scale              r < L = min(LAST_Q, N), j < N
  *   P[r, j]   = softmax_j(X[r, j]) over j <= N - L + r   (fp32, causal mask of the last block)

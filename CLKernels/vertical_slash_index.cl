@@ -1,7 +1,7 @@
 /*
  * vertical_slash_index.cl: turns each vertical-slash head's selected key columns and diagonals
- * into per-row-block index lists (MINFERENCE.md section 5; upstream csrc/vertical_slash_index.cu,
- * reproduced step for step so the covered key set is the same).
+ * into per-row-block index lists (docs/MINFERENCE.md section 5; upstream
+ * csrc/vertical_slash_index.cu, reproduced step for step so the covered key set is the same).
  *
  * For row block m (queries [start, end) = [64m, 64m + 64)):
  *   skip offsets o >= end; E(o) = max(end - o, 64); cur = [E(o_first) - 64, E(o_first))

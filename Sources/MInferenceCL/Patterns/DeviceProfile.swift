@@ -32,7 +32,12 @@ public struct DeviceProfile: Sendable, Hashable {
                       denseBelow: [.aShape: 8192, .verticalSlash: 65536, .blockSparse: 16384],
                       estimation: .clblast, blockScores: .fused,
                       source: "H100 measured 2026-11-27"),
-        // H200 (wgmma path): PLACEHOLDER thresholds, measured below before this lands.
+        // H200, wgmma path (`minference-bench thresholds --lengths 4096 ... 131072` and `run` with
+        // and without `--estimation clblast`, 2026-11-30, commit 3e2d8e4; Benchmarks/RESULTS.md):
+        // A-shape beats dense from 8K (1.24x; 0.96x at 4K), block-sparse from 32K (1.76x; 0.94x at
+        // 16K), vertical-slash from 64K (1.003x; 0.66x at 32K). The tiled causal block_scores kernel
+        // beats CLBlast's GEMM (1.38 vs 2.98 ms at 128K, 1.97 vs 4.55 at 1M); the vertical-slash
+        // logits stay on CLBlast (the H100's measurement).
         DeviceProfile(vendor: "nvidia", device: "H200",
                       denseBelow: [.aShape: 8192, .verticalSlash: 65536, .blockSparse: 32768],
                       estimation: .clblast, blockScores: .fused,

@@ -1,7 +1,8 @@
 import FoundationEssentials
 
 /// One layer's attention inputs on a calibration prompt: a folder holding q.npy `[Hq, N, d]`,
-/// k.npy and v.npy `[Hkv, N, d]` (the layout of shared/data/real-qkv). The search reads q and
+/// k.npy and v.npy `[Hkv, N, d]` (the layout of the real SmolLM2 slices in
+/// Tests/MInferenceCLTests/Fixtures). The search reads q and
 /// k (recall does not depend on v); `inspect` also reads v for the output error.
 public struct CalibrationLayer: Sendable {
     public var folder: String
