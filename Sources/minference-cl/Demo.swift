@@ -2,7 +2,10 @@ import MInferenceCL
 
 /// The README's main job: long-context-like inputs at a few lengths on the default device; dense
 /// attention checked against the float64 reference on a sample of rows, then each sparse pattern
-/// timed against dense in the same run, with its density and its error against dense.
+/// timed against dense in the same run. Three numbers say different things and are kept apart:
+/// the kernel's error against the float64 reference over exactly the keys its pattern covers (what
+/// "ok" judges), the attention recall of that key set (the dense softmax mass it holds), and the
+/// pattern's distance from dense attention (its approximation, which no check judges).
 struct Demo {
     let context: ComputeContext
     let headsQ: Int
@@ -13,13 +16,17 @@ struct Demo {
     let seed: UInt64
     let patterns: [HeadPattern]
 
-    static let header = ["N", "pattern", "time ms", "TFLOP/s", "density", "speedup", "error", "check"]
+    static let header = ["N", "pattern", "time ms", "TFLOP/s", "density", "speedup", "kernel vs float64 (its keys)", "check",
+                         "recall", "vs dense (approximation)"]
 
-    /// Upstream's default budgets on GPUs; on CPU devices, where lengths stay short, smaller ones
-    /// so that each pattern still skips work.
+    /// Upstream's default budgets on GPUs. On CPU devices, where lengths stay short, budgets that
+    /// keep the recall of this input high, as the per-head search would pick them, while each
+    /// pattern still skips work (PoCL, 2K / 4K, 48 sampled rows: vertical-slash recall 0.97 / 0.93
+    /// at 22% / 11% of the pairs, block-sparse 0.94 / 0.84 at 74% / 43%; A-shape, which cannot
+    /// reach this input's scattered key columns, 0.93 / 0.81 at 78% / 46%).
     static func patterns(for kind: DeviceInfo.Kind) -> [HeadPattern] {
         kind == .gpu ? [.defaultAShape, .defaultVerticalSlash, .defaultBlockSparse]
-            : [.aShape(sink: 64, window: 512), .verticalSlash(vertical: 100, slash: 500), .blockSparse(blocks: 8)]
+            : [.aShape(sink: 64, window: 1024), .verticalSlash(vertical: 200, slash: 100), .blockSparse(blocks: 16)]
     }
 
     func run(length n: Int, progress: (String) -> Void) throws -> [[String]] {
@@ -33,7 +40,8 @@ struct Demo {
         func runPlan(_ pattern: HeadPattern, into output: DeviceTensor) throws -> LayerResult {
             try output.poison()
             return try engine.run(problem: problem, q: input.q, k: input.k, v: input.v, output: output,
-                                  plan: .uniform(pattern, heads: headsQ), options: SparseOptions(denseFallback: .never))
+                                  plan: .uniform(pattern, heads: headsQ),
+                                  options: SparseOptions(denseFallback: .never, collectIndices: pattern.kind != .dense))
         }
         _ = try runPlan(.dense, into: dense) // warm-up: program builds stay out of the timing
         let denseMs = try runPlan(.dense, into: dense).totalTiming.totalMilliseconds
@@ -41,18 +49,28 @@ struct Demo {
         let reference = ReferenceAttention(problem: problem, q: try input.q.download(), k: try input.k.download(),
                                            v: try input.v.download())
         let denseValues = try dense.download().floats()
-        var metrics = ErrorMetrics()
         var random = SeededRandom(seed: seed &+ 17)
         var samples = [(headsQ - 1, n - 1), (0, 0)]
         while samples.count < checkRows { samples.append((Int.random(in: 0..<headsQ, using: &random), Int.random(in: 0..<n, using: &random))) }
-        for (h, i) in samples {
-            let base = (h * n + i) * headDim
-            metrics.add(output: denseValues[base..<base + headDim], reference: reference.output(head: h, query: i))
+        let tolerance = Tolerance.relativeL2(problem)
+        /// The kernel's rows against the float64 reference over each head's covered keys, and the
+        /// mean recall of those keys, on the sampled rows.
+        func check(_ values: [Float], covered: [Int: (Int) -> [Int]]) -> (metrics: ErrorMetrics, recall: Double) {
+            var metrics = ErrorMetrics()
+            var recall = 0.0
+            for (h, i) in samples {
+                let keys = covered[h].map { $0(i) }
+                let base = (h * n + i) * headDim
+                metrics.add(output: values[base..<base + headDim], reference: reference.output(head: h, query: i, keys: keys))
+                recall += keys.map { reference.recall(head: h, query: i, keys: $0) } ?? 1
+            }
+            return (metrics, recall / Double(samples.count))
         }
-        let ok = metrics.nonFinite == 0 && metrics.relativeL2 <= Tolerance.relativeL2(problem)
+        func verdict(_ m: ErrorMetrics) -> String { m.nonFinite == 0 && m.relativeL2 <= tolerance ? "ok" : "FAIL" }
+        let denseCheck = check(denseValues, covered: [:])
         let flops = 4 * Double(headDim) * problem.densePairs * Double(headsQ)
         var rows = [["\(n)", "dense", Format.fixed(denseMs, 2), Format.fixed(flops / (denseMs * 1e9), 2), "100.0%", "1.00x",
-                     Format.scientific(metrics.relativeL2) + " vs float64", ok ? "ok" : "FAIL"]]
+                     Format.scientific(denseCheck.metrics.relativeL2), verdict(denseCheck.metrics), "1.000", "-"]]
         let sparse = try DeviceTensor(context: context, shape: problem.queryShape, dtype: dtype, label: "sparse output")
         for pattern in patterns {
             progress(pattern.description)
@@ -60,11 +78,14 @@ struct Demo {
             let report = try runPlan(pattern, into: sparse)
             let ms = report.totalTiming.totalMilliseconds
             let density = report.density(of: pattern.kind) ?? 0
-            var error = ErrorMetrics()
-            error.add(output: try sparse.download().floats(), reference: denseValues.map(Double.init))
+            let values = try sparse.download().floats()
+            let kernel = check(values, covered: LayerVerification.coveredKeys(report: report, reference: reference))
+            var approximation = ErrorMetrics()
+            approximation.add(output: values, reference: denseValues.map(Double.init))
             rows.append(["\(n)", pattern.description, Format.fixed(ms, 2), Format.fixed(flops * density / (ms * 1e9), 2),
                          Format.fixed(100 * density, 1) + "%", Format.fixed(denseMs / ms, 2) + "x",
-                         Format.scientific(error.relativeL2) + " vs dense", error.nonFinite == 0 ? "ok" : "FAIL"])
+                         Format.scientific(kernel.metrics.relativeL2), verdict(kernel.metrics),
+                         Format.fixed(kernel.recall, 3), Format.scientific(approximation.relativeL2)])
         }
         return rows
     }

@@ -115,6 +115,11 @@ struct CommandLineTests {
         Case(name: "missing --v", files: standardFiles, arguments: ["--q", "$D/q.npy", "--k", "$D/k.npy", "--out", "$D/out.npy"],
              message: "Missing expected argument '--v <v>'", exitCode: 64),
         standard("non-numeric budget", ["--pattern", "a-shape", "--sink", "many"], message: "The value 'many' is invalid for '--sink <sink>'", exitCode: 64),
+        // negative numbers are values, refused by each option's own rule
+        standard("negative --layer", replacing: ["c.json": config(heads: 3)], ["--config", "$D/c.json", "--layer", "-1"],
+                 message: "layer -1 requested, but the config has 1 layers"),
+        standard("negative --scale", ["--scale", "-0.5"], message: "scale must be a positive finite number, got -0.5"),
+        standard("negative --blocks", ["--pattern", "block-sparse", "--blocks", "-3"], message: "block-sparse blocks must be > 0, got -3"),
         standard("unknown option", ["--bogus"], message: "Unknown option '--bogus'", exitCode: 64),
     ]
 
@@ -160,6 +165,45 @@ struct CommandLineTests {
         #expect(lines[at].contains("failed with CL_BUILD_PROGRAM_FAILURE"), "\(result)")
         #expect(lines[(at + 1)...].contains { $0.hasPrefix("    ") && $0.contains("error") }, "\(result)")
         #expect(!FileManager.default.fileExists(atPath: folder.file("out.npy")))
+    }
+
+    @Test("An f16 output that overflows: the file is written, and a warning gives the count")
+    func f16OverflowIsReported() throws {
+        let tool = try BuiltExecutable.path("minference-cl")
+        let folder = try TemporaryFolder("cli-overflow")
+        defer { folder.remove() }
+        for (name, bytes) in Self.standardFiles { _ = try folder.write(name, bytes) }
+        // v column 5 of every key at 1e5: each output row's column 5 is 1e5, above f16's 65504
+        var values = try NPYFile.decode(Self.standardFiles["v.npy"]!).floats()
+        for key in 0..<37 { values[key * 64 + 5] = 100_000 }
+        _ = try folder.write("v.npy", Self.npy(header: Self.shapeHeader("<f4", [1, 37, 64]),
+                                                data: Tensor(shape: [1, 37, 64], dtype: .f32, values: values).bytes))
+        let arguments = ["attention"] + Self.standardArguments.map { $0.replacingOccurrences(of: "$D", with: folder.path) }
+        let f32 = try runProcess(tool, arguments)
+        #expect(f32.status == 0 && !f32.stderr.contains("warning"), "\(f32)")
+        let f16 = try runProcess(tool, arguments + ["--out-dtype", "f16"])
+        #expect(f16.status == 0, "\(f16)")
+        #expect(f16.stderrLines.contains("minference-cl: warning: 111 output value(s) are infinite: results above 65504, the largest f16; --out-dtype f32 keeps them finite"),
+                "\(f16)")
+        let written = try NPYFile.read(folder.file("out.npy"))
+        #expect(written.dtype == .f16 && written.infinityCount() == 111)
+    }
+
+    @Test("The demo keeps the kernel check, the recall and the approximation apart")
+    func demoColumns() throws {
+        let tool = try BuiltExecutable.path("minference-cl")
+        let result = try runProcess(tool, ["demo", "--lengths", "640", "--heads", "2", "--kv-heads", "1", "--head-dim", "64", "--check-rows", "12"],
+                                    timeout: 300)
+        #expect(result.status == 0, "\(result)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let header = lines.first { $0.contains("pattern") && $0.contains("check") } ?? ""
+        for column in ["kernel vs float64 (its keys)", "check", "recall", "vs dense (approximation)"] {
+            #expect(header.contains(column), "header: \(header)")
+        }
+        // one row for dense and one per pattern, each judged ok on the kernel check only
+        let rows = lines.filter { $0.hasPrefix(" 640") || $0.hasPrefix("640") }
+        #expect(rows.count == 4, "\(result)")
+        for row in rows { #expect(row.contains(" ok "), "\(row)") }
     }
 
     @Test("Budgets larger than N are clamped: every sparse pattern then equals dense")

@@ -16,7 +16,6 @@ public struct LayerVerification: Sendable {
         let problem = reference.problem
         let n = problem.queryLength
         var problems: [String] = []
-        var covered: [Int: (Int) -> [Int]] = [:]
         for index in report.indices.verticalSlash {
             guard case .verticalSlash(let v, let s) = report.executed[index.head % problem.headsQ] else {
                 problems.append("head \(index.head): vertical-slash indices for a head that ran \(report.executed[index.head % problem.headsQ])")
@@ -38,7 +37,6 @@ public struct LayerVerification: Sendable {
             if let difference = device.firstDifference(from: converted) {
                 problems.append("head \(index.head): block index differs from the reference conversion: \(difference)")
             }
-            covered[index.head] = { PatternReference.coveredKeys(index: converted, query: $0) }
         }
         for index in report.indices.blockSparse {
             guard case .blockSparse(let blocks) = report.executed[index.head % problem.headsQ] else {
@@ -55,14 +53,10 @@ public struct LayerVerification: Sendable {
             where !Self.agreeUpToTies(got, want, scores: Array(scores[m].prefix(m + 1))) {
                 problems.append("head \(index.head) query block \(m): \(Self.difference(got, want))")
             }
-            covered[index.head] = { PatternReference.coveredKeys(blockSelection: selected, query: $0, length: n) }
         }
+        let covered = Self.coveredKeys(report: report, reference: reference)
         for head in 0..<(problem.batch * problem.headsQ) where covered[head] == nil {
-            switch report.executed[head % problem.headsQ] {
-            case .aShape(let sink, let window): covered[head] = { PatternReference.coveredKeys(aShapeSink: sink, window: window, query: $0) }
-            case .dense: covered[head] = { Array(reference.denseKeys(query: $0)) }
-            default: problems.append("head \(head): no indices were collected")
-            }
+            problems.append("head \(head): no indices were collected")
         }
         var metrics = ErrorMetrics()
         let values = output.floats()
@@ -76,6 +70,33 @@ public struct LayerVerification: Sendable {
         }
         self.metrics = metrics
         self.problems = problems
+    }
+
+    /// The keys each flattened query head's kernel covers, per query row, from what the run did:
+    /// vertical-slash through the reference conversion of the device's selection, block-sparse from
+    /// its selected blocks (both need `SparseOptions.collectIndices`), A-shape and dense from their
+    /// rules. A head without its indices has no entry.
+    public static func coveredKeys(report: LayerResult, reference: ReferenceAttention) -> [Int: (Int) -> [Int]] {
+        let problem = reference.problem
+        let n = problem.queryLength
+        var covered: [Int: (Int) -> [Int]] = [:]
+        for index in report.indices.verticalSlash {
+            let converted = PatternReference.verticalSlashIndex(verticals: index.verticals.map(Int.init),
+                                                                slashOffsets: index.slashOffsets.map(Int.init), length: n)
+            covered[index.head] = { PatternReference.coveredKeys(index: converted, query: $0) }
+        }
+        for index in report.indices.blockSparse {
+            let selected = index.selected.map { $0.map(Int.init) }
+            covered[index.head] = { PatternReference.coveredKeys(blockSelection: selected, query: $0, length: n) }
+        }
+        for head in 0..<(problem.batch * problem.headsQ) where covered[head] == nil {
+            switch report.executed[head % problem.headsQ] {
+            case .aShape(let sink, let window): covered[head] = { PatternReference.coveredKeys(aShapeSink: sink, window: window, query: $0) }
+            case .dense: covered[head] = { Array(reference.denseKeys(query: $0)) }
+            default: continue
+            }
+        }
+        return covered
     }
 
     /// Equal sets, or sets that differ only in entries whose reference scores tie (within float32
