@@ -62,8 +62,8 @@ struct BadInputTests {
     @Test("q, k and v of different dtypes")
     func mixedDTypes() throws {
         let engine = try TestDevice.engine()
-        let q = Tensor(shape: [2, 5, 64], dtype: .f32, values: Array(repeating: 0.5, count: 640))
-        let k = Tensor(shape: [1, 5, 64], dtype: .f16, values: Array(repeating: 0.5, count: 320))
+        let q = try Tensor(shape: [2, 5, 64], dtype: .f32, values: Array(repeating: 0.5, count: 640))
+        let k = try Tensor(shape: [1, 5, 64], dtype: .f16, values: Array(repeating: 0.5, count: 320))
         #expect(throws: AttentionError.dtype("q, k and v must share one dtype; got q f32, k f16, v f16")) {
             try engine.dense(q: q, k: k, v: k)
         }
@@ -111,7 +111,7 @@ struct BadInputTests {
     @Test(arguments: budgetCases)
     func budgets(_ c: BudgetCase) throws {
         let engine = try TestDevice.engine()
-        let inputs = RandomInputs(problem: try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 9, keyLength: 9, headDim: 64, inputDType: .f32), seed: 1)
+        let inputs = try RandomInputs(problem: try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 9, keyLength: 9, headDim: 64, inputDType: .f32), seed: 1)
         #expect(throws: c.error) {
             try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: LayerPlan(heads: [.dense, c.pattern]))
         }
@@ -188,7 +188,7 @@ struct BadInputTests {
         defer { folder.remove() }
         #expect(throws: TensorFileError.missing(path: folder.file("none.npy"))) { try NPYFile.read(folder.file("none.npy")) }
         #expect(throws: TensorFileError.unreadable(path: folder.path)) { try NPYFile.read(folder.path) }
-        let tensor = Tensor(shape: [2], dtype: .f32, values: [1, 2])
+        let tensor = try Tensor(shape: [2], dtype: .f32, values: [1, 2])
         #expect(throws: TensorFileError.unwritable(path: folder.file("no/such/t.npy"), reason: "No such file or directory")) {
             try NPYFile.write(tensor, to: folder.file("no/such/t.npy"))
         }
@@ -236,7 +236,7 @@ struct BadInputTests {
         for (flat, value) in [(0, Float.nan), (37, Float.infinity), (2 * 5 * 8 - 1, -Float.infinity)] {
             var values = (0..<(2 * 5 * 8)).map { Float($0) / 10 }
             values[flat] = value
-            let tensor = Tensor(shape: [2, 5, 8], dtype: dtype, values: values)
+            let tensor = try Tensor(shape: [2, 5, 8], dtype: dtype, values: values)
             let index = [flat / 40, (flat / 8) % 5, flat % 8]
             #expect(tensor.firstNonFinite() == index)
             do {
@@ -247,7 +247,7 @@ struct BadInputTests {
             }
         }
         // Largest finite values are finite.
-        let big = Tensor(shape: [2], dtype: dtype, values: dtype == .f16 ? [65504, -65504] : [3e38, -3e38])
+        let big = try Tensor(shape: [2], dtype: dtype, values: dtype == .f16 ? [65504, -65504] : [3e38, -3e38])
         #expect(big.firstNonFinite() == nil)
     }
 
@@ -255,10 +255,10 @@ struct BadInputTests {
     func engineChecksFinite() throws {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 9, keyLength: 9, headDim: 64, inputDType: .f32)
-        let inputs = RandomInputs(problem: problem, seed: 4)
+        let inputs = try RandomInputs(problem: problem, seed: 4)
         var values = inputs.v.floats()
         values[5 * 64 + 7] = .nan
-        let v = Tensor(shape: inputs.v.shape, dtype: .f32, values: values)
+        let v = try Tensor(shape: inputs.v.shape, dtype: .f32, values: values)
         for run in [{ _ = try engine.dense(q: inputs.q, k: inputs.k, v: v) },
                     { _ = try engine.run(q: inputs.q, k: inputs.k, v: v, plan: .uniform(.aShape(sink: 1, window: 4), heads: 2)) }] {
             do {
@@ -305,7 +305,7 @@ struct BadInputTests {
         // Every buffer fits the limit, the whole request does not.
         let context = try ComputeContext(device: device, diskCache: nil, memoryLimit: memory.peakBytes - 1)
         let engine = AttentionEngine(context: context)
-        let inputs = RandomInputs(problem: problem, seed: 9)
+        let inputs = try RandomInputs(problem: problem, seed: 9)
         #expect(throws: DeviceMemoryError.overDeviceMemory(what: "\(problem) (q, k, v, output and scratch)", bytes: memory.peakBytes,
                                                           available: memory.peakBytes - 1, device: device.info.name, limitName: "the memory limit")) {
             try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: plan, options: options)
@@ -409,5 +409,60 @@ struct NPYFileBF16Tests {
             let tensor = try NPYFile.decode(Self.file(descr: descr), path: "t.npy", bf16: bf16)
             #expect(tensor.dtype == .bf16 && tensor.floats() == [1, -2, 0.5, 3])
         }
+    }
+}
+
+/// Public initializers and buffer transfers refuse what does not fit with an error, never a trap,
+/// and every public error says its one-line message through `LocalizedError`.
+@Suite("Errors instead of traps")
+struct ErrorsInsteadOfTrapsTests {
+    @Test func tensorsThatDoNotFit() throws {
+        #expect(throws: AttentionError.shape("3 bytes do not hold shape [2] of f16 (2 elements)")) {
+            try Tensor(shape: [2], dtype: .f16, bytes: [0, 0, 0])
+        }
+        #expect(throws: AttentionError.shape("negative dimension -2 in shape [3, -2]")) { try Tensor(shape: [3, -2], dtype: .f32, bytes: []) }
+        #expect(throws: AttentionError.shape("shape [4611686018427387904, 4] has more elements than an Int counts")) {
+            try Tensor(shape: [1 << 62, 4], dtype: .f32, bytes: [])
+        }
+        #expect(throws: AttentionError.shape("3 values do not fill shape [2, 2]")) { try Tensor(shape: [2, 2], dtype: .f32, values: [1, 2, 3]) }
+        let t = try Tensor(shape: [2, 3], dtype: .bf16, values: [1, 2, 3, 4, 5, 6])
+        #expect(throws: AttentionError.shape("cannot reshape [2, 3] (6 elements) to [4, 2]")) { try t.reshaped([4, 2]) }
+        #expect(try t.reshaped([3, 2]).floats() == [1, 2, 3, 4, 5, 6])
+        #expect(throws: AttentionError.shape("1 values do not fill shape [2]")) {
+            try NPYFile.write(int32: [1], shape: [2], to: "/nonexistent/never-written.npy")
+        }
+    }
+
+    @Test func bufferRangesOutsideTheBuffer() throws {
+        let context = try TestDevice.engine().context
+        let buffer = try DeviceBuffer(context: context, byteCount: 64)
+        let bytes = [UInt8](repeating: 7, count: 16)
+        try bytes.withUnsafeBytes { try buffer.write($0, offset: 48) }
+        #expect(throws: AttentionError.invalidArgument("write of 16 bytes at offset 56 outside a device buffer of 64 bytes")) {
+            try bytes.withUnsafeBytes { try buffer.write($0, offset: 56) }
+        }
+        #expect(throws: AttentionError.invalidArgument("write of 16 bytes at offset -1 outside a device buffer of 64 bytes")) {
+            try bytes.withUnsafeBytes { try buffer.write($0, offset: -1) }
+        }
+        var out = [UInt8](repeating: 0, count: 80)
+        #expect(throws: AttentionError.invalidArgument("read of 80 bytes at offset 0 outside a device buffer of 64 bytes")) {
+            try out.withUnsafeMutableBytes { try buffer.read(into: $0) }
+        }
+        try out.withUnsafeMutableBytes { try buffer.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<16]), offset: 48) }
+        #expect(Array(out.prefix(16)) == bytes)
+    }
+
+    @Test func errorsAreLocalized() {
+        let errors: [any Error] = [
+            AttentionError.budget("a-shape sink must be > 0, got 0"),
+            TensorFileError.fortranOrder(path: "t.npy"),
+            ProgramBuildError(file: "f.cl", options: "-DX=1", device: "dev", status: "CL_BUILD_PROGRAM_FAILURE", log: "line 1: error"),
+        ]
+        for error in errors {
+            let message = error.localizedDescription
+            #expect(!message.isEmpty && !message.contains("\n") && message == "\(error)".split(separator: "\n").first.map(String.init),
+                    "\(message)")
+        }
+        #expect((errors[2] as? LocalizedError)?.failureReason?.contains("line 1: error") == true)
     }
 }

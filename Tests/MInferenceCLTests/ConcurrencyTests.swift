@@ -15,7 +15,7 @@ struct ConcurrencyTests {
           arguments: [DeviceProfile.EstimationBackend.fused, .clblast])
     func tasksMatchSerial(_ estimation: DeviceProfile.EstimationBackend) async throws {
         let engine = try TestDevice.engine()
-        let inputs = RandomInputs(problem: Self.problem, seed: 150)
+        let inputs = try RandomInputs(problem: Self.problem, seed: 150)
         let options = SparseOptions(denseFallback: .never, estimation: estimation)
         let serial = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: Self.plan, options: options)
         let dense = try engine.dense(q: inputs.q, k: inputs.k, v: inputs.v).output
@@ -39,7 +39,7 @@ struct ConcurrencyTests {
     @Test("Runs from 6 threads at once, each with its own device tensors, equal the serial run")
     func threadsMatchSerial() throws {
         let engine = try TestDevice.engine()
-        let inputs = RandomInputs(problem: Self.problem, seed: 151)
+        let inputs = try RandomInputs(problem: Self.problem, seed: 151)
         let options = SparseOptions(denseFallback: .never, collectIndices: true, estimation: .fused)
         let serial = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: Self.plan, options: options)
         let outputs = Mutex<[Int: Result<Tensor, any Error>]>([:])

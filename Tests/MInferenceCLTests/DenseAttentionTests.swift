@@ -53,7 +53,7 @@ struct DenseAttentionTests {
                                            keyLength: c.keyLength, headDim: c.headDim, inputDType: c.dtype,
                                            outputDType: c.outputDType, causal: c.causal)
         let seed = UInt64(c.queryLength * 7919 + c.headDim * 31 + c.headsQ)
-        let inputs = RandomInputs(problem: problem, seed: seed)
+        let inputs = try RandomInputs(problem: problem, seed: seed)
         let q = try DeviceTensor(context: engine.context, copying: inputs.q)
         let k = try DeviceTensor(context: engine.context, copying: inputs.k)
         let v = try DeviceTensor(context: engine.context, copying: inputs.v)
@@ -72,7 +72,7 @@ struct DenseAttentionTests {
     func fullyMaskedRowsAreZero() throws {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(headsQ: 1, headsKV: 1, queryLength: 10, keyLength: 3, headDim: 64, inputDType: .f32)
-        let inputs = RandomInputs(problem: problem, seed: 3)
+        let inputs = try RandomInputs(problem: problem, seed: 3)
         let result = try engine.dense(q: inputs.q, k: inputs.k, v: inputs.v)
         let values = result.output.floats()
         // query i sits at key position 3 - 10 + i: rows 0...6 see nothing
@@ -85,7 +85,7 @@ struct DenseAttentionTests {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 33, keyLength: 33, headDim: 64, inputDType: .f32,
                                            scale: 0.37)
-        let inputs = RandomInputs(problem: problem, seed: 11)
+        let inputs = try RandomInputs(problem: problem, seed: 11)
         let result = try engine.dense(q: inputs.q, k: inputs.k, v: inputs.v, scale: 0.37)
         let reference = ReferenceAttention(problem: problem, q: inputs.q, k: inputs.k, v: inputs.v)
         let metrics = compare(output: result.output, reference: reference, rows: sampledRows(problem: problem))

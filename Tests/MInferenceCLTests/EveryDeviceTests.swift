@@ -44,7 +44,7 @@ struct EveryDeviceTests {
         for c in Self.cases {
             let problem = try AttentionProblem(headsQ: c.hq, headsKV: c.hkv, queryLength: c.n, keyLength: c.n, headDim: c.d,
                                                inputDType: c.dtype)
-            let inputs = RandomInputs(problem: problem, seed: UInt64(c.n * 13 + c.d))
+            let inputs = try RandomInputs(problem: problem, seed: UInt64(c.n * 13 + c.d))
             let check = try SparseCheck(engine: engine, problem: problem, q: inputs.q, k: inputs.k, v: inputs.v,
                                         plan: .uniform(c.pattern, heads: c.hq), estimation: c.estimation)
             #expect(check.verification.passed, "\(device): \(c.name): \(check.verification.problems.joined(separator: "; "))")

@@ -41,7 +41,7 @@ struct InspectTests {
         let engine = try TestDevice.engine()
         let n = shape.length
         let problem = try AttentionProblem(headsQ: 4, headsKV: 2, queryLength: n, keyLength: n, headDim: 64, inputDType: .f16)
-        let inputs = RandomInputs(problem: problem, seed: UInt64(n), scale: 1.5)
+        let inputs = try RandomInputs(problem: problem, seed: UInt64(n), scale: 1.5)
         let recall = try AttentionRecall(context: engine.context, problem: problem, q: try DeviceTensor(context: engine.context, copying: inputs.q),
                                          k: try DeviceTensor(context: engine.context, copying: inputs.k))
         let maps = try recall.attentionMaps(heads: [3, 0], cells: shape.cells, pooling: pooling)
@@ -61,7 +61,7 @@ struct InspectTests {
         let engine = try TestDevice.engine()
         let n = shape.length, cells = min(shape.cells, n)
         let problem = try AttentionProblem(headsQ: 6, headsKV: 2, queryLength: n, keyLength: n, headDim: 64, inputDType: .f32)
-        let inputs = RandomInputs(problem: problem, seed: 5, scale: 1.5)
+        let inputs = try RandomInputs(problem: problem, seed: 5, scale: 1.5)
         let (_, report) = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: SearchRecallTests.plan(heads: 6),
                                          options: SparseOptions(denseFallback: .never, collectIndices: true))
         let bounds = (0...cells).map { $0 * n / cells }

@@ -278,8 +278,8 @@ struct PatternReferenceTests {
         let problem = try AttentionProblem(headsQ: 1, headsKV: 1, queryLength: length, keyLength: length, headDim: dim,
                                            inputDType: .f32)
         func rows(_ value: (Int) -> Float) -> [Float] { (0..<length).flatMap { i in [value(i)] + Array(repeating: 0, count: dim - 1) } }
-        let q = Tensor(shape: problem.queryShape, dtype: .f32, values: rows { _ in 1 })
-        let k = Tensor(shape: problem.keyShape, dtype: .f32, values: rows { $0 < 64 ? 1 : $0 < 128 ? 0.5 : 10 })
+        let q = try Tensor(shape: problem.queryShape, dtype: .f32, values: rows { _ in 1 })
+        let k = try Tensor(shape: problem.keyShape, dtype: .f32, values: rows { $0 < 64 ? 1 : $0 < 128 ? 0.5 : 10 })
         let reference = ReferenceAttention(problem: problem, q: q, k: k, v: k)
         let scores = PatternReference.blockScores(reference: reference, head: 0)
         #expect(matches(scores[2][2], (2.0 / 64) * (20.0 / 64)))
@@ -329,7 +329,7 @@ private struct Fixture {
     init(length: Int, seed: UInt64, scale: Float = 1, batch: Int = 1, headsQ: Int = 1, headsKV: Int = 1) throws {
         let problem = try AttentionProblem(batch: batch, headsQ: headsQ, headsKV: headsKV, queryLength: length,
                                            keyLength: length, headDim: 64, inputDType: .f32)
-        inputs = RandomInputs(problem: problem, seed: seed, scale: scale)
+        inputs = try RandomInputs(problem: problem, seed: seed, scale: scale)
         reference = ReferenceAttention(problem: problem, q: inputs.q, k: inputs.k, v: inputs.v)
     }
 

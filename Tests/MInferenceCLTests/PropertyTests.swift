@@ -38,10 +38,10 @@ struct PropertyTests {
         }
     }
 
-    static func inputs(_ problem: AttentionProblem, _ random: inout SeededRandom, scale: Float = 1) -> (q: Tensor, k: Tensor, v: Tensor) {
-        (Tensor(shape: problem.queryShape, dtype: problem.inputDType, values: random.normals(problem.queryShape.reduce(1, *), scale: scale)),
-         Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *), scale: scale)),
-         Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *))))
+    static func inputs(_ problem: AttentionProblem, _ random: inout SeededRandom, scale: Float = 1) throws -> (q: Tensor, k: Tensor, v: Tensor) {
+        (try Tensor(shape: problem.queryShape, dtype: problem.inputDType, values: random.normals(problem.queryShape.reduce(1, *), scale: scale)),
+         try Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *), scale: scale)),
+         try Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *))))
     }
 
     @Test("Sparse patterns with covering budgets equal dense", arguments: 1...10)
@@ -50,7 +50,7 @@ struct PropertyTests {
         var random = SeededRandom(seed: UInt64(1000 + seed))
         let problem = try Self.shape(&random)
         let plan = LayerPlan(heads: (0..<problem.headsQ).map { _ in Self.pattern(&random, n: problem.queryLength, covering: true) })
-        let (q, k, v) = Self.inputs(problem, &random)
+        let (q, k, v) = try Self.inputs(problem, &random)
         let estimation: DeviceProfile.EstimationBackend = Bool.random(using: &random) ? .fused : .clblast
         let (output, report) = try engine.run(q: q, k: k, v: v, plan: plan, options: SparseOptions(denseFallback: .never, estimation: estimation))
         let reference = ReferenceAttention(problem: problem, q: q, k: k, v: v)
@@ -68,12 +68,12 @@ struct PropertyTests {
         let problem = try Self.shape(&random, maxLength: 400)
         let n = problem.queryLength, d = problem.headDim, group = problem.groupSize
         let plan = LayerPlan(heads: (0..<problem.headsQ).map { _ in Self.pattern(&random, n: n, covering: false) })
-        let (q, k, v) = Self.inputs(problem, &random)
+        let (q, k, v) = try Self.inputs(problem, &random)
         // KV head g moves to kvOrder[g]; query head g * group + i moves to kvOrder[g] * group + within[g][i].
         let kvOrder = Array(0..<problem.headsKV).shuffled(using: &random)
         let within = (0..<problem.headsKV).map { _ in Array(0..<group).shuffled(using: &random) }
         func newHead(_ h: Int) -> Int { kvOrder[h / group] * group + within[h / group][h % group] }
-        func permute(_ t: Tensor, heads: Int, to place: (Int) -> Int) -> Tensor {
+        func permute(_ t: Tensor, heads: Int, to place: (Int) -> Int) throws -> Tensor {
             let row = n * d * t.dtype.byteCount
             var bytes = t.bytes
             for b in 0..<problem.batch {
@@ -82,16 +82,17 @@ struct PropertyTests {
                     bytes.replaceSubrange(to..<(to + row), with: t.bytes[from..<(from + row)])
                 }
             }
-            return Tensor(shape: t.shape, dtype: t.dtype, bytes: bytes)
+            return try Tensor(shape: t.shape, dtype: t.dtype, bytes: bytes)
         }
         var permutedHeads = plan.heads
         for h in 0..<problem.headsQ { permutedHeads[newHead(h)] = plan.heads[h] }
         let estimation: DeviceProfile.EstimationBackend = Bool.random(using: &random) ? .fused : .clblast
         let options = SparseOptions(denseFallback: .never, estimation: estimation)
         let original = try engine.run(q: q, k: k, v: v, plan: plan, options: options)
-        let permuted = try engine.run(q: permute(q, heads: problem.headsQ, to: newHead), k: permute(k, heads: problem.headsKV) { kvOrder[$0] },
-                                      v: permute(v, heads: problem.headsKV) { kvOrder[$0] }, plan: LayerPlan(heads: permutedHeads), options: options)
-        #expect(permuted.output == permute(original.output, heads: problem.headsQ, to: newHead),
+        let permuted = try engine.run(q: try permute(q, heads: problem.headsQ, to: newHead), k: try permute(k, heads: problem.headsKV) { kvOrder[$0] },
+                                      v: try permute(v, heads: problem.headsKV) { kvOrder[$0] }, plan: LayerPlan(heads: permutedHeads), options: options)
+        let expected = try permute(original.output, heads: problem.headsQ, to: newHead)
+        #expect(permuted.output == expected,
                 "\(problem) \(plan) \(estimation), kv order \(kvOrder), within groups \(within)")
         for h in 0..<problem.headsQ { #expect(permuted.report.coveredPairs[newHead(h)] == original.report.coveredPairs[h]) }
     }
@@ -109,7 +110,7 @@ struct PropertyTests {
             let keys = max(1, base.queryLength / 3)
             let problem = try AttentionProblem(batch: base.batch, headsQ: base.headsQ, headsKV: base.headsKV, queryLength: base.queryLength + 5,
                                                keyLength: keys, headDim: base.headDim, inputDType: base.inputDType)
-            let (q, k, v) = Self.inputs(problem, &random, scale: magnitude)
+            let (q, k, v) = try Self.inputs(problem, &random, scale: magnitude)
             let output = try engine.dense(q: q, k: k, v: v).output
             #expect(output.floats().allSatisfy { $0.isFinite }, "\(problem) x\(magnitude)")
             let masked = problem.queryLength - problem.keyLength
@@ -117,7 +118,7 @@ struct PropertyTests {
             #expect(values[0..<(masked * problem.headDim)].allSatisfy { $0 == 0 }, "\(problem): rows that see no key are not 0")
         } else {
             let plan = LayerPlan(heads: (0..<base.headsQ).map { _ in Self.pattern(&random, n: base.queryLength, covering: false) })
-            let (q, k, v) = Self.inputs(base, &random, scale: magnitude)
+            let (q, k, v) = try Self.inputs(base, &random, scale: magnitude)
             let (output, _) = try engine.run(q: q, k: k, v: v, plan: plan, options: SparseOptions(denseFallback: .never, estimation: .fused))
             #expect(output.floats().allSatisfy { $0.isFinite }, "\(base) \(plan) x\(magnitude)")
         }

@@ -54,7 +54,7 @@ struct SearchRecallTests {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(headsQ: c.headsQ, headsKV: c.headsKV, queryLength: c.length, keyLength: c.length,
                                            headDim: c.headDim, inputDType: c.dtype)
-        let inputs = RandomInputs(problem: problem, seed: UInt64(c.length * 7 + c.headsQ), scale: 1.5)
+        let inputs = try RandomInputs(problem: problem, seed: UInt64(c.length * 7 + c.headsQ), scale: 1.5)
         let (_, report) = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: Self.plan(heads: c.headsQ),
                                          options: SparseOptions(denseFallback: .never, collectIndices: true, estimation: .fused))
         let context = engine.context
@@ -83,7 +83,7 @@ struct SearchRecallTests {
     func coverageRanges(n: Int) throws {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(headsQ: 6, headsKV: 2, queryLength: n, keyLength: n, headDim: 64, inputDType: .f32)
-        let inputs = RandomInputs(problem: problem, seed: UInt64(n), scale: 1.5)
+        let inputs = try RandomInputs(problem: problem, seed: UInt64(n), scale: 1.5)
         let (_, report) = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: Self.plan(heads: 6),
                                          options: SparseOptions(denseFallback: .never, collectIndices: true))
         for head in 0..<6 {

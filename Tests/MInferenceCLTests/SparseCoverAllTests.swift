@@ -16,7 +16,7 @@ struct SparseCoverAllTests {
         case .blockSparse: .blockSparse(blocks: n)
         case .dense: .dense
         }
-        let inputs = RandomInputs(problem: problem, seed: UInt64(n * 13 + HeadPattern.Kind.allCases.firstIndex(of: kind)!))
+        let inputs = try RandomInputs(problem: problem, seed: UInt64(n * 13 + HeadPattern.Kind.allCases.firstIndex(of: kind)!))
         let (output, report) = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: .uniform(pattern, heads: 9),
                                               options: SparseOptions(denseFallback: .never))
         #expect(report.executed.allSatisfy { $0.kind == kind })

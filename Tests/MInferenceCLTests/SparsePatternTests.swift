@@ -48,7 +48,7 @@ struct SparsePatternTests {
     func verificationCanFail() throws {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 300, keyLength: 300, headDim: 64, inputDType: .f32)
-        let inputs = RandomInputs(problem: problem, seed: 5)
+        let inputs = try RandomInputs(problem: problem, seed: 5)
         let plan = LayerPlan.uniform(.verticalSlash(vertical: 30, slash: 60), heads: 2)
         let (output, report) = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: plan,
                                               options: SparseOptions(denseFallback: .never, collectIndices: true))
@@ -58,7 +58,7 @@ struct SparsePatternTests {
         var damaged = output.floats()
         let (h, i) = rows[5]
         damaged[(h * 300 + i) * 64] += 0.5
-        let wrongOutput = Tensor(shape: output.shape, dtype: output.dtype, values: damaged)
+        let wrongOutput = try Tensor(shape: output.shape, dtype: output.dtype, values: damaged)
         #expect(!LayerVerification(reference: reference, plan: plan, output: wrongOutput, report: report, rows: rows).passed)
         var wrongIndex = report
         wrongIndex.indices.verticalSlash[0].blockOffset[0] += 1
@@ -70,7 +70,7 @@ struct SparsePatternTests {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(batch: c.batch, headsQ: c.headsQ, headsKV: c.headsKV, queryLength: c.length,
                                            keyLength: c.length, headDim: c.headDim, inputDType: c.dtype)
-        let inputs = RandomInputs(problem: problem, seed: UInt64(c.length * 31 + c.headsQ * 7 + c.headDim))
+        let inputs = try RandomInputs(problem: problem, seed: UInt64(c.length * 31 + c.headsQ * 7 + c.headDim))
         let check = try SparseCheck(engine: engine, problem: problem, q: inputs.q, k: inputs.k, v: inputs.v,
                                     plan: .uniform(c.pattern, heads: c.headsQ), estimation: c.estimation)
         try check.verify()

@@ -25,13 +25,13 @@ struct RandomInputs {
     let k: Tensor
     let v: Tensor
 
-    init(problem: AttentionProblem, seed: UInt64, scale: Float = 1) {
+    init(problem: AttentionProblem, seed: UInt64, scale: Float = 1) throws {
         var random = SeededRandom(seed: seed)
-        q = Tensor(shape: problem.queryShape, dtype: problem.inputDType,
+        q = try Tensor(shape: problem.queryShape, dtype: problem.inputDType,
                    values: random.normals(problem.queryShape.reduce(1, *), scale: scale))
-        k = Tensor(shape: problem.keyShape, dtype: problem.inputDType,
+        k = try Tensor(shape: problem.keyShape, dtype: problem.inputDType,
                    values: random.normals(problem.keyShape.reduce(1, *), scale: scale))
-        v = Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
+        v = try Tensor(shape: problem.keyShape, dtype: problem.inputDType, values: random.normals(problem.keyShape.reduce(1, *)))
     }
 }
 

@@ -28,7 +28,7 @@ public struct DeviceTensor: Sendable {
     public func download() throws -> Tensor {
         var bytes = [UInt8](repeating: 0, count: elementCount * dtype.byteCount)
         try bytes.withUnsafeMutableBytes { try buffer.read(into: $0) }
-        return Tensor(shape: shape, dtype: dtype, bytes: bytes)
+        return Tensor(unchecked: shape, dtype: dtype, bytes: bytes)
     }
 
     /// Fills every element with NaN (tests poison outputs before a run).

@@ -32,9 +32,9 @@ extension AttentionProblem {
     /// that order.
     public func normalInputs(seed: UInt64) -> (q: Tensor, k: Tensor, v: Tensor) {
         var random = SeededRandom(seed: seed)
-        let q = Tensor(shape: queryShape, dtype: inputDType, values: random.normals(queryShape.reduce(1, *)))
-        let k = Tensor(shape: keyShape, dtype: inputDType, values: random.normals(keyShape.reduce(1, *)))
-        let v = Tensor(shape: keyShape, dtype: inputDType, values: random.normals(keyShape.reduce(1, *)))
+        let q = Tensor(uncheckedShape: queryShape, dtype: inputDType, values: random.normals(queryShape.reduce(1, *)))
+        let k = Tensor(uncheckedShape: keyShape, dtype: inputDType, values: random.normals(keyShape.reduce(1, *)))
+        let v = Tensor(uncheckedShape: keyShape, dtype: inputDType, values: random.normals(keyShape.reduce(1, *)))
         return (q, k, v)
     }
 }

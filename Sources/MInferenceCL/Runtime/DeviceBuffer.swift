@@ -39,20 +39,28 @@ public final class DeviceBuffer: @unchecked Sendable {
         LiveObjects.counters.buffers.decrement()
     }
 
-    /// Copies `bytes` into the buffer at `offset` and waits for the copy.
+    /// Copies `bytes` into the buffer at `offset` and waits for the copy. Throws
+    /// `AttentionError.invalidArgument` for a range outside the buffer.
     public func write(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) throws {
         guard bytes.count > 0 else { return }
-        precondition(offset + bytes.count <= byteCount, "write past the end of a device buffer")
+        try checkRange(offset: offset, count: bytes.count, what: "write")
         try check(clEnqueueWriteBuffer(context.queue, mem, cl_bool(CL_TRUE), offset, bytes.count, bytes.baseAddress, 0, nil, nil),
                   "clEnqueueWriteBuffer(\(bytes.count) bytes)", device: context.device.info.name)
     }
 
-    /// Copies `bytes.count` bytes from the buffer at `offset` and waits for the copy.
+    /// Copies `bytes.count` bytes from the buffer at `offset` and waits for the copy. Throws
+    /// `AttentionError.invalidArgument` for a range outside the buffer.
     public func read(into bytes: UnsafeMutableRawBufferPointer, offset: Int = 0) throws {
         guard bytes.count > 0 else { return }
-        precondition(offset + bytes.count <= byteCount, "read past the end of a device buffer")
+        try checkRange(offset: offset, count: bytes.count, what: "read")
         try check(clEnqueueReadBuffer(context.queue, mem, cl_bool(CL_TRUE), offset, bytes.count, bytes.baseAddress, 0, nil, nil),
                   "clEnqueueReadBuffer(\(bytes.count) bytes)", device: context.device.info.name)
+    }
+
+    private func checkRange(offset: Int, count: Int, what: String) throws {
+        guard offset >= 0, count <= byteCount, offset <= byteCount - count else {
+            throw AttentionError.invalidArgument("\(what) of \(count) bytes at offset \(offset) outside a device buffer of \(byteCount) bytes")
+        }
     }
 
     /// Fills the first `byteCount` bytes with a repeated 4-byte pattern (e.g. a NaN poison).

@@ -38,7 +38,9 @@ public enum NPYFile {
 
     /// Writes int32 values (index arrays) as `<i4`.
     public static func write(int32 values: [Int32], shape: [Int], to path: String) throws {
-        precondition(shape.reduce(1, *) == values.count, "\(values.count) values do not fill shape \(shape)")
+        guard try Tensor.elementCount(of: shape) == values.count else {
+            throw AttentionError.shape("\(values.count) values do not fill shape \(shape)")
+        }
         var data = [UInt8]()
         data.reserveCapacity(values.count * 4)
         for v in values { withUnsafeBytes(of: v.littleEndian) { data += $0 } }
@@ -113,7 +115,7 @@ public enum NPYFile {
         guard actual == expected else {
             throw TensorFileError.shapeMismatch(path: path, shape: fields.shape, dataBytes: actual, expectedBytes: expected)
         }
-        return Tensor(shape: fields.shape, dtype: dtype, bytes: Array(bytes[dataStart...]))
+        return Tensor(unchecked: fields.shape, dtype: dtype, bytes: Array(bytes[dataStart...]))
     }
 
     struct Header {

@@ -7,17 +7,33 @@ public struct Tensor: Sendable, Equatable {
 
     public var elementCount: Int { shape.reduce(1, *) }
 
-    public init(shape: [Int], dtype: DType, bytes: [UInt8]) {
-        precondition(shape.allSatisfy { $0 >= 0 } && shape.reduce(1, *) * dtype.byteCount == bytes.count,
-                     "tensor bytes do not match shape \(shape) and dtype \(dtype)")
+    /// A tensor of `bytes`, which must hold exactly the shape's elements in `dtype`. Throws
+    /// `AttentionError.shape` when they do not, or when a dimension is negative or their product
+    /// overflows.
+    public init(shape: [Int], dtype: DType, bytes: [UInt8]) throws {
+        let count = try Self.elementCount(of: shape)
+        guard count.multipliedReportingOverflow(by: dtype.byteCount) == (bytes.count, false) else {
+            throw AttentionError.shape("\(bytes.count) bytes do not hold shape \(shape) of \(dtype) (\(count) elements)")
+        }
+        self.init(unchecked: shape, dtype: dtype, bytes: bytes)
+    }
+
+    /// A tensor holding `values` rounded to `dtype`; throws `AttentionError.shape` when the values
+    /// do not fill the shape.
+    public init(shape: [Int], dtype: DType, values: [Float]) throws {
+        let count = try Self.elementCount(of: shape)
+        guard count == values.count else { throw AttentionError.shape("\(values.count) values do not fill shape \(shape)") }
+        self.init(uncheckedShape: shape, dtype: dtype, values: values)
+    }
+
+    /// For sizes the library has checked itself.
+    init(unchecked shape: [Int], dtype: DType, bytes: [UInt8]) {
         self.shape = shape
         self.dtype = dtype
         self.bytes = bytes
     }
 
-    /// A tensor holding `values` rounded to `dtype`.
-    public init(shape: [Int], dtype: DType, values: [Float]) {
-        precondition(shape.reduce(1, *) == values.count, "\(values.count) values do not fill shape \(shape)")
+    init(uncheckedShape shape: [Int], dtype: DType, values: [Float]) {
         var bytes = [UInt8](repeating: 0, count: values.count * dtype.byteCount)
         bytes.withUnsafeMutableBytes { raw in
             switch dtype {
@@ -29,7 +45,19 @@ public struct Tensor: Sendable, Equatable {
                 for (i, x) in values.enumerated() { raw.storeBytes(of: BFloat16Bits.fromFloat(x).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
             }
         }
-        self.init(shape: shape, dtype: dtype, bytes: bytes)
+        self.init(unchecked: shape, dtype: dtype, bytes: bytes)
+    }
+
+    /// The product of `shape`; throws for a negative dimension or an overflowing product.
+    static func elementCount(of shape: [Int]) throws -> Int {
+        var count = 1
+        for dimension in shape {
+            guard dimension >= 0 else { throw AttentionError.shape("negative dimension \(dimension) in shape \(shape)") }
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { throw AttentionError.shape("shape \(shape) has more elements than an Int counts") }
+            count = product
+        }
+        return count
     }
 
     /// The elements widened to Float.
@@ -47,15 +75,18 @@ public struct Tensor: Sendable, Equatable {
         }
     }
 
-    /// The same elements under another shape with the same element count.
-    public func reshaped(_ shape: [Int]) -> Tensor {
-        precondition(shape.reduce(1, *) == elementCount, "cannot reshape \(self.shape) to \(shape)")
-        return Tensor(shape: shape, dtype: dtype, bytes: bytes)
+    /// The same elements under another shape with the same element count; throws
+    /// `AttentionError.shape` otherwise.
+    public func reshaped(_ shape: [Int]) throws -> Tensor {
+        guard try Self.elementCount(of: shape) == elementCount else {
+            throw AttentionError.shape("cannot reshape \(self.shape) (\(elementCount) elements) to \(shape)")
+        }
+        return Tensor(unchecked: shape, dtype: dtype, bytes: bytes)
     }
 
     /// The same values stored as `dtype`.
     public func converted(to dtype: DType) -> Tensor {
-        dtype == self.dtype ? self : Tensor(shape: shape, dtype: dtype, values: floats())
+        dtype == self.dtype ? self : Tensor(uncheckedShape: shape, dtype: dtype, values: floats())
     }
 
     /// Index of the first non-finite element (NaN or ±Inf), as a multi-index, or nil. Reads the
@@ -76,7 +107,7 @@ public struct Tensor: Sendable, Equatable {
     /// the tensor holds a NaN or an infinity (the kernels compute on finite inputs only).
     public func checkFinite(name: String) throws {
         guard let flat = firstNonFiniteOffset() else { return }
-        let value = Tensor(shape: [1], dtype: dtype, bytes: Array(bytes[(flat * dtype.byteCount)..<((flat + 1) * dtype.byteCount)])).floats()[0]
+        let value = Tensor(unchecked: [1], dtype: dtype, bytes: Array(bytes[(flat * dtype.byteCount)..<((flat + 1) * dtype.byteCount)])).floats()[0]
         throw AttentionError.nonFinite(tensor: name, index: multiIndex(flat), value: value)
     }
 
