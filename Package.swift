@@ -90,7 +90,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MInferenceCLTests",
-            dependencies: ["MInferenceCL", "MInferenceCLKernels", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["MInferenceCL", "MInferenceCLKernels", "COpenCL", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
         ),
     ]

@@ -107,11 +107,19 @@ public struct PhaseTiming: Sendable, Equatable {
     /// Device clock (ns) of the first command's start and the last command's end.
     private var firstStart: UInt64?
     private var lastEnd: UInt64?
+    /// False when a command ran on a queue without profiling (a caller's queue): the times are
+    /// then zeros, not measurements.
+    public private(set) var isAvailable = true
 
     public init() {}
 
+    /// Waits for `event` and adds its device time to `phase` (nothing, and `isAvailable` false,
+    /// on a queue without profiling).
     mutating func add(_ phase: Phase, _ event: CommandEvent) throws {
-        let (start, end) = try event.interval()
+        guard let (start, end) = try event.profiledInterval() else {
+            isAvailable = false
+            return
+        }
         nanoseconds[phase, default: 0] += end &- start
         firstStart = min(firstStart ?? start, start)
         lastEnd = max(lastEnd ?? end, end)
@@ -122,6 +130,7 @@ public struct PhaseTiming: Sendable, Equatable {
     }
 
     mutating func add(_ other: PhaseTiming) {
+        isAvailable = isAvailable && other.isAvailable
         for (phase, ns) in other.nanoseconds { nanoseconds[phase, default: 0] += ns }
         if let start = other.firstStart { firstStart = min(firstStart ?? start, start) }
         if let end = other.lastEnd { lastEnd = max(lastEnd ?? end, end) }

@@ -1,3 +1,5 @@
+import COpenCL
+
 /// A tensor in device memory: a buffer with the shape and element type of its contents.
 public struct DeviceTensor: Sendable {
     public let buffer: DeviceBuffer
@@ -5,6 +7,8 @@ public struct DeviceTensor: Sendable {
     public let dtype: DType
 
     public var elementCount: Int { shape.reduce(1, *) }
+    /// The OpenCL buffer holding the elements (owned by `buffer`).
+    public var clMem: cl_mem { buffer.clMem }
 
     /// Allocates an uninitialised tensor. A shape with a negative entry, or too large to
     /// address, is refused with `AttentionError.shape`.

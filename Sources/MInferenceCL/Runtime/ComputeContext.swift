@@ -4,13 +4,26 @@ import FoundationEssentials
 import Logging
 import Synchronization
 
-/// An OpenCL context and in-order profiling queue on one device, with the programs built for it.
-/// The single owner of its `cl_context` and `cl_command_queue`; both are released in `deinit`.
+/// An OpenCL context and in-order queue on one device, with the programs built for it: its own
+/// (a profiling queue, `init(device:)`), or a caller's (`init(wrapping:device:queue:)`). It holds
+/// one reference to its `cl_context` and `cl_command_queue` and releases exactly that in `deinit`.
 /// Safe to share between threads: OpenCL queues are thread-safe and kernels are created per launch.
 public final class ComputeContext: @unchecked Sendable {
     public let device: ComputeDevice
     let context: cl_context
     let queue: cl_command_queue
+    /// Whether the queue records profiling information (`CL_QUEUE_PROFILING_ENABLE`). Without it
+    /// the library runs as usual and its timings are unavailable (`PhaseTiming.isAvailable`).
+    public let profiling: Bool
+    /// The device handle this context retained (a caller's sub-device), released in `deinit`.
+    private let retainedDevice: cl_device_id?
+
+    /// The underlying OpenCL context (owned by this object, or by the caller who wrapped it).
+    public var clContext: cl_context { context }
+    /// The in-order command queue every command of this context goes to.
+    public var clQueue: cl_command_queue { queue }
+    /// The device the context computes on.
+    public var clDevice: cl_device_id { device.id }
     let programs: ProgramCache
     let logger: Logger
     /// Whether CLBlast has compiled kernels for this context (its cache is cleared on release).
@@ -86,9 +99,82 @@ public final class ComputeContext: @unchecked Sendable {
         }
         self.context = context
         self.queue = queue
+        self.profiling = true
+        self.retainedDevice = nil
         self.programs = ProgramCache(diskCache: diskCache, logger: logger)
         LiveObjects.counters.contexts.increment()
         logger.debug("opened \(device.info.name) (\(device.info.platformName), driver \(device.info.driverVersion))")
+    }
+
+    /// Computes on a caller's OpenCL objects: `context`, a `device` of that context, and an
+    /// in-order `queue` of that context and device, which the caller may keep using (the library
+    /// enqueues behind whatever is already there). Retains all three and releases exactly those
+    /// references when this object goes away, so the caller's objects stay valid and are the
+    /// caller's to release. A queue without `CL_QUEUE_PROFILING_ENABLE` works; timings are then
+    /// unavailable, not an error. Throws `AttentionError.invalidArgument` when the device is not
+    /// in the context, the queue belongs to another context or device, or the queue executes out
+    /// of order; `OpenCLError` when a query fails. `diskCache`, `logger` and `memoryLimit` as in
+    /// `init(device:)`.
+    public init(wrapping context: cl_context, device: cl_device_id, queue: cl_command_queue,
+                diskCache: DiskProgramCache? = DiskProgramCache.fromEnvironment(),
+                logger: Logger = Logger(label: "minference-cl"), memoryLimit: Int? = nil) throws {
+        func info<T>(_ call: String, _ body: (UnsafeMutablePointer<T>) -> cl_int, _ initial: T) throws -> T {
+            var value = initial
+            try check(body(&value), call)
+            return value
+        }
+        var contextDeviceCount: cl_uint = 0
+        try check(clGetContextInfo(context, cl_context_info(CL_CONTEXT_NUM_DEVICES), MemoryLayout<cl_uint>.size, &contextDeviceCount, nil),
+                  "clGetContextInfo(CL_CONTEXT_NUM_DEVICES)")
+        var contextDevices = [cl_device_id?](repeating: nil, count: Int(contextDeviceCount))
+        try check(clGetContextInfo(context, cl_context_info(CL_CONTEXT_DEVICES), MemoryLayout<cl_device_id?>.stride * contextDevices.count,
+                                   &contextDevices, nil), "clGetContextInfo(CL_CONTEXT_DEVICES)")
+        guard contextDevices.contains(where: { $0 == device }) else {
+            throw AttentionError.invalidArgument("the device is not one of the context's \(contextDevices.count) device(s)")
+        }
+        let queueContext: cl_context? = try info("clGetCommandQueueInfo(CL_QUEUE_CONTEXT)", {
+            clGetCommandQueueInfo(queue, cl_command_queue_info(CL_QUEUE_CONTEXT), MemoryLayout<cl_context?>.size, $0, nil)
+        }, nil)
+        let queueDevice: cl_device_id? = try info("clGetCommandQueueInfo(CL_QUEUE_DEVICE)", {
+            clGetCommandQueueInfo(queue, cl_command_queue_info(CL_QUEUE_DEVICE), MemoryLayout<cl_device_id?>.size, $0, nil)
+        }, nil)
+        guard queueContext == context, queueDevice == device else {
+            throw AttentionError.invalidArgument("the queue belongs to another \(queueContext == context ? "device" : "context")")
+        }
+        let properties: cl_command_queue_properties = try info("clGetCommandQueueInfo(CL_QUEUE_PROPERTIES)", {
+            clGetCommandQueueInfo(queue, cl_command_queue_info(CL_QUEUE_PROPERTIES), MemoryLayout<cl_command_queue_properties>.size, $0, nil)
+        }, 0)
+        guard properties & cl_command_queue_properties(CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) == 0 else {
+            throw AttentionError.invalidArgument("the queue executes out of order; the library needs an in-order queue")
+        }
+        let platform: cl_platform_id? = try info("clGetDeviceInfo(CL_DEVICE_PLATFORM)", {
+            clGetDeviceInfo(device, cl_device_info(CL_DEVICE_PLATFORM), MemoryLayout<cl_platform_id?>.size, $0, nil)
+        }, nil)
+        guard let platform else { throw AttentionError.invalidArgument("the device reports no platform") }
+        let known = (try? ComputeDevice.all())?.first { $0.id == device }
+        self.device = try known ?? ComputeDevice(index: -1, platformIndex: -1, indexInPlatform: -1,
+                                                 info: DeviceInfo.query(platform: platform, device: device), id: device,
+                                                 platformID: platform)
+        self.diskCache = diskCache
+        self.wgmmaCheck = true
+        self.logger = logger
+        let limit = try memoryLimit ?? Self.memoryLimit(environment: ProcessInfo.processInfo.environment)
+        if let limit, limit <= 0 { throw AttentionError.invalidArgument("memory limit \(limit): must be a positive number of bytes") }
+        let global = self.device.info.globalMemoryBytes > 0 ? self.device.info.globalMemoryBytes : Int.max
+        let allocation = self.device.info.maxAllocationBytes > 0 ? self.device.info.maxAllocationBytes : global
+        self.memoryBudget = min(global, limit ?? .max)
+        self.maxAllocation = min(allocation, limit ?? .max)
+        self.memoryLimit = limit
+        self.holdsBufferMemory = false
+        try check(clRetainContext(context), "clRetainContext")
+        try check(clRetainCommandQueue(queue), "clRetainCommandQueue")
+        if clRetainDevice(device) == CL_SUCCESS { self.retainedDevice = device } else { self.retainedDevice = nil }
+        self.context = context
+        self.queue = queue
+        self.profiling = properties & cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE) != 0
+        self.programs = ProgramCache(diskCache: diskCache, logger: logger)
+        LiveObjects.counters.contexts.increment()
+        logger.debug("wrapped a caller's context on \(self.device.info.name)\(profiling ? "" : " (no profiling: timings unavailable)")")
     }
 
     /// Whether this context runs the Hopper wgmma path: on an NVIDIA device of compute capability
@@ -167,6 +253,7 @@ public final class ComputeContext: @unchecked Sendable {
         if clblastUsed.load(ordering: .relaxed) { CLBlastClearCache() }
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
+        if let retainedDevice { clReleaseDevice(retainedDevice) }
         LiveObjects.counters.contexts.decrement()
     }
 

@@ -3,6 +3,8 @@ import COpenCL
 /// A buffer in device memory; the single owner of its `cl_mem`.
 public final class DeviceBuffer: @unchecked Sendable {
     let mem: cl_mem
+    /// The underlying OpenCL buffer (owned by this object; valid while it lives).
+    public var clMem: cl_mem { mem }
     /// Size in bytes as requested (the allocation is rounded up to 16 bytes so empty tensors work).
     public let byteCount: Int
     let context: ComputeContext

@@ -97,12 +97,24 @@ public final class CommandEvent: @unchecked Sendable {
         return value
     }
 
-    /// Start and end on the device clock, in nanoseconds (waits for the command first).
+    /// Start and end on the device clock, in nanoseconds (waits for the command first). Throws
+    /// `OpenCLError` (`CL_PROFILING_INFO_NOT_AVAILABLE`) on a queue without profiling.
     public func interval() throws -> (start: UInt64, end: UInt64) {
         try wait()
         let end = try timestamp(CL_PROFILING_COMMAND_END)
         let start = try opening.map { try $0.interval().start } ?? timestamp(CL_PROFILING_COMMAND_START)
         return (start, max(start, end))
+    }
+
+    /// `interval()`, or nil when the command's queue records no profiling information (a caller's
+    /// queue made without `CL_QUEUE_PROFILING_ENABLE`); waits for the command either way.
+    func profiledInterval() throws -> (start: UInt64, end: UInt64)? {
+        try wait()
+        var value: cl_ulong = 0
+        if clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &value, nil) == CL_PROFILING_INFO_NOT_AVAILABLE {
+            return nil
+        }
+        return try interval()
     }
 
     /// Device time of the command in milliseconds.
