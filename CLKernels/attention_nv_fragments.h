@@ -89,13 +89,16 @@ INLINE int warp_any(int p) {
  * scale - m * scale): one FMA and one ex2 per score; maxima are kept unscaled, as scale > 0 commutes
  * with max), the row sums, and in `alpha` the factor O must be scaled by; returns whether O needs
  * it. The wgmma path applies alpha once the previous step's O += P V has landed, so this runs while
- * that product does. With MMA_RESCALE_LOG2 > 0 a warp keeps its rows' maxima (and O's scale) while
- * no row's new maximum exceeds its kept one by 2^MMA_RESCALE_LOG2: P then stays <=
- * 2^MMA_RESCALE_LOG2, exact after the final division by the row sum (the FlashAttention-4 trick). */
+ * that product does. With MMA_RESCALE_LOG2 > 0 a row keeps its maximum (and O's scale) while its
+ * new maximum does not exceed the kept one by 2^MMA_RESCALE_LOG2: P then stays <=
+ * 2^MMA_RESCALE_LOG2, exact after the final division by the row sum (the FlashAttention-4 trick).
+ * The warp branches once for all its rows, but each row decides for itself (alpha 1 otherwise), so
+ * a row's bits depend on its own scores alone, never on keys only its neighbours see. */
 INLINE int softmax_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], float row_max[MMA_M_TILES][2],
                           float row_sum[MMA_M_TILES][2], float scale_log2, float alpha[MMA_M_TILES][2]) {
     float new_max[MMA_M_TILES][2];
-    int grows = 0;
+    int grows[MMA_M_TILES][2];
+    int any_grows = 0;
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
         float m0 = row_max[mt][0], m1 = row_max[mt][1];
         _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
@@ -108,24 +111,28 @@ INLINE int softmax_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], float row_max[
         alpha[mt][1] = 1.0f;
 #if MMA_RESCALE_LOG2 > 0
         /* -inf kept and finite new: grows; both -inf (nothing seen yet): nothing to rescale */
-        grows |= new_max[mt][0] * scale_log2 > fma(row_max[mt][0], scale_log2, (float)MMA_RESCALE_LOG2);
-        grows |= new_max[mt][1] * scale_log2 > fma(row_max[mt][1], scale_log2, (float)MMA_RESCALE_LOG2);
+        grows[mt][0] = new_max[mt][0] * scale_log2 > fma(row_max[mt][0], scale_log2, (float)MMA_RESCALE_LOG2);
+        grows[mt][1] = new_max[mt][1] * scale_log2 > fma(row_max[mt][1], scale_log2, (float)MMA_RESCALE_LOG2);
+#else
+        grows[mt][0] = 1;
+        grows[mt][1] = 1;
 #endif
+        any_grows |= grows[mt][0] | grows[mt][1];
     }
 #if MMA_RESCALE_LOG2 > 0
-    const int rescale = warp_any(grows);
+    const int rescale = warp_any(any_grows);
 #else
     const int rescale = 1;
 #endif
     if (rescale) {
         _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
-            /* A row that has seen nothing yet keeps max -inf; its alpha multiplies zeros. */
-            alpha[mt][0] = new_max[mt][0] == -INFINITY ? 1.0f : native_exp2((row_max[mt][0] - new_max[mt][0]) * scale_log2);
-            alpha[mt][1] = new_max[mt][1] == -INFINITY ? 1.0f : native_exp2((row_max[mt][1] - new_max[mt][1]) * scale_log2);
-            row_sum[mt][0] *= alpha[mt][0];
-            row_sum[mt][1] *= alpha[mt][1];
-            row_max[mt][0] = new_max[mt][0];
-            row_max[mt][1] = new_max[mt][1];
+            _Pragma("unroll") for (int r = 0; r < 2; ++r) {
+                if (!grows[mt][r]) continue;
+                /* A row that has seen nothing yet keeps max -inf; its alpha multiplies zeros. */
+                alpha[mt][r] = new_max[mt][r] == -INFINITY ? 1.0f : native_exp2((row_max[mt][r] - new_max[mt][r]) * scale_log2);
+                row_sum[mt][r] *= alpha[mt][r];
+                row_max[mt][r] = new_max[mt][r];
+            }
         }
     }
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {

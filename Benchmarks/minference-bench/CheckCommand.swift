@@ -49,6 +49,19 @@ struct CheckCommand: ParsableCommand {
                 for problem in outcome.problems.prefix(5) { print("  \(c.name) [\(config.path.rawValue)]: \(problem)") }
             }
         }
+        // A key a row does not attend must leave that row's bits alone (compared bit for bit).
+        for c in try DeviceChecks.maskedKeyCases() {
+            for (pathName, e) in [("default", engine), ("nvidia-mma", mma), ("portable", portable)] {
+                let config = e.kernelConfig(for: c.problem)
+                let defaultPath = engine.kernelConfig(for: c.problem).path
+                if pathName != "default" && (config.path == defaultPath || config.path.rawValue != pathName) { continue }
+                let problems = try MaskedKeyIndependence.differences(engine: e, problem: c.problem, pattern: c.pattern, key: c.key, seed: 11)
+                if !problems.isEmpty { failures += 1 }
+                table.append([c.name, "\(c.problem.inputDType)", "N\(c.problem.queryLength)/\(c.problem.keyLength) H\(c.problem.headsQ)/\(c.problem.headsKV) d\(c.problem.headDim)",
+                              config.path.rawValue, "bits", "bits", problems.isEmpty ? "ok" : "FAIL"])
+                for problem in problems.prefix(5) { print("  \(c.name) [\(config.path.rawValue)]: \(problem)") }
+            }
+        }
         print(Table(header: ["case", "dtype", "shape", "path", "rel err", "max err", "result"], rows: table).render())
         print(failures == 0 ? "all \(table.count) checks passed" : "\(failures) of \(table.count) checks FAILED")
         if failures > 0 { throw ExitCode(1) }

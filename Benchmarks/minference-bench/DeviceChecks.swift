@@ -52,6 +52,22 @@ struct DeviceChecks {
         return quick ? Array(list.prefix(4)) : list
     }
 
+    /// Shapes where a key beyond some rows' causal edge (or outside A-shape's sink and window)
+    /// must not change those rows' bits: chunked (Nq < Nk) and prefill, several warps and tiles.
+    static func maskedKeyCases() throws -> [(name: String, problem: AttentionProblem, pattern: HeadPattern, key: Int)] {
+        func p(_ nq: Int, _ nk: Int, _ d: Int, _ t: DType) throws -> AttentionProblem {
+            try AttentionProblem(headsQ: 8, headsKV: 2, queryLength: nq, keyLength: nk, headDim: d, inputDType: t)
+        }
+        return [
+            ("masked key: dense chunked", try p(176, 304, 64, .f16), .dense, 250),
+            ("masked key: dense chunked", try p(176, 304, 128, .bf16), .dense, 200),
+            ("masked key: dense prefill", try p(1000, 1000, 128, .f16), .dense, 700),
+            ("masked key: dense prefill", try p(777, 777, 64, .bf16), .dense, 400),
+            ("masked key: a-shape", try p(1000, 1000, 128, .f16), .aShape(sink: 16, window: 48), 500),
+            ("masked key: a-shape", try p(333, 333, 64, .bf16), .aShape(sink: 16, window: 48), 100),
+        ]
+    }
+
     func check(_ c: Case, engine: AttentionEngine) throws -> LayerVerification {
         let context = engine.context
         let problem = c.problem
