@@ -35,31 +35,32 @@ struct CheckCommand: ParsableCommand {
                                 [HeadPattern.verticalSlash(vertical: 64, slash: 256), .aShape(sink: 32, window: 256), .blockSparse(blocks: 6)][h % 3]
                             })))
         }
+        /// The default path's engine, then one for every slower path the device also runs.
+        func engines(for problem: AttentionProblem) -> [(path: String, engine: AttentionEngine)] {
+            let defaultPath = engine.kernelConfig(for: problem).path
+            return [("default", engine), ("nvidia-mma", mma), ("portable", portable)].compactMap { name, e in
+                let path = e.kernelConfig(for: problem).path
+                return name == "default" || (path != defaultPath && path.rawValue == name) ? (path.rawValue, e) : nil
+            }
+        }
+        func record(_ name: String, _ problem: AttentionProblem, path: String, errors: (String, String), problems: [String]) {
+            if !problems.isEmpty { failures += 1 }
+            table.append([name, "\(problem.inputDType)", "N\(problem.queryLength)/\(problem.keyLength) H\(problem.headsQ)/\(problem.headsKV) d\(problem.headDim)",
+                          path, errors.0, errors.1, problems.isEmpty ? "ok" : "FAIL"])
+            for problem in problems.prefix(5) { print("  \(name) [\(path)]: \(problem)") }
+        }
         for c in all {
-            // The default path, then every slower path the device also runs.
-            for (pathName, e) in [("default", engine), ("nvidia-mma", mma), ("portable", portable)] {
-                let config = e.kernelConfig(for: c.problem)
-                let defaultPath = engine.kernelConfig(for: c.problem).path
-                if pathName != "default" && (config.path == defaultPath || config.path.rawValue != pathName) { continue }
+            for (path, e) in engines(for: c.problem) {
                 let outcome = try checks.check(c, engine: e)
-                if !outcome.passed { failures += 1 }
-                table.append([c.name, "\(c.problem.inputDType)", "N\(c.problem.queryLength)/\(c.problem.keyLength) H\(c.problem.headsQ)/\(c.problem.headsKV) d\(c.problem.headDim)",
-                              config.path.rawValue, Format.scientific(outcome.metrics.relativeL2), Format.scientific(outcome.metrics.maxAbs),
-                              outcome.passed ? "ok" : "FAIL"])
-                for problem in outcome.problems.prefix(5) { print("  \(c.name) [\(config.path.rawValue)]: \(problem)") }
+                record(c.name, c.problem, path: path,
+                       errors: (Format.scientific(outcome.metrics.relativeL2), Format.scientific(outcome.metrics.maxAbs)), problems: outcome.problems)
             }
         }
         // A key a row does not attend must leave that row's bits alone (compared bit for bit).
         for c in try DeviceChecks.maskedKeyCases() {
-            for (pathName, e) in [("default", engine), ("nvidia-mma", mma), ("portable", portable)] {
-                let config = e.kernelConfig(for: c.problem)
-                let defaultPath = engine.kernelConfig(for: c.problem).path
-                if pathName != "default" && (config.path == defaultPath || config.path.rawValue != pathName) { continue }
+            for (path, e) in engines(for: c.problem) {
                 let problems = try MaskedKeyIndependence.differences(engine: e, problem: c.problem, pattern: c.pattern, key: c.key, seed: 11)
-                if !problems.isEmpty { failures += 1 }
-                table.append([c.name, "\(c.problem.inputDType)", "N\(c.problem.queryLength)/\(c.problem.keyLength) H\(c.problem.headsQ)/\(c.problem.headsKV) d\(c.problem.headDim)",
-                              config.path.rawValue, "bits", "bits", problems.isEmpty ? "ok" : "FAIL"])
-                for problem in problems.prefix(5) { print("  \(c.name) [\(config.path.rawValue)]: \(problem)") }
+                record(c.name, c.problem, path: path, errors: ("bits", "bits"), problems: problems)
             }
         }
         print(Table(header: ["case", "dtype", "shape", "path", "rel err", "max err", "result"], rows: table).render())
