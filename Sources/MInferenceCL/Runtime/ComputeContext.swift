@@ -79,13 +79,7 @@ public final class ComputeContext: @unchecked Sendable {
         self.diskCache = diskCache
         self.wgmmaCheck = wgmmaCheck
         self.logger = logger
-        let limit = try memoryLimit ?? Self.memoryLimit(environment: ProcessInfo.processInfo.environment)
-        if let limit, limit <= 0 { throw AttentionError.invalidArgument("memory limit \(limit): must be a positive number of bytes") }
-        let global = device.info.globalMemoryBytes > 0 ? device.info.globalMemoryBytes : Int.max
-        let allocation = device.info.maxAllocationBytes > 0 ? device.info.maxAllocationBytes : global
-        self.memoryBudget = min(global, limit ?? .max)
-        self.maxAllocation = min(allocation, limit ?? .max)
-        self.memoryLimit = limit
+        (self.memoryBudget, self.maxAllocation, self.memoryLimit) = try Self.memoryLimits(of: device.info, limit: memoryLimit)
         self.holdsBufferMemory = holdsBufferMemory
         var status: cl_int = 0
         var deviceID: cl_device_id? = device.id
@@ -158,16 +152,14 @@ public final class ComputeContext: @unchecked Sendable {
         self.diskCache = diskCache
         self.wgmmaCheck = true
         self.logger = logger
-        let limit = try memoryLimit ?? Self.memoryLimit(environment: ProcessInfo.processInfo.environment)
-        if let limit, limit <= 0 { throw AttentionError.invalidArgument("memory limit \(limit): must be a positive number of bytes") }
-        let global = self.device.info.globalMemoryBytes > 0 ? self.device.info.globalMemoryBytes : Int.max
-        let allocation = self.device.info.maxAllocationBytes > 0 ? self.device.info.maxAllocationBytes : global
-        self.memoryBudget = min(global, limit ?? .max)
-        self.maxAllocation = min(allocation, limit ?? .max)
-        self.memoryLimit = limit
+        (self.memoryBudget, self.maxAllocation, self.memoryLimit) = try Self.memoryLimits(of: self.device.info, limit: memoryLimit)
         self.holdsBufferMemory = false
         try check(clRetainContext(context), "clRetainContext")
-        try check(clRetainCommandQueue(queue), "clRetainCommandQueue")
+        let retainedQueue = clRetainCommandQueue(queue)
+        guard retainedQueue == CL_SUCCESS else {
+            clReleaseContext(context)
+            throw OpenCLError(status: retainedQueue, call: "clRetainCommandQueue", device: self.device.info.name)
+        }
         if clRetainDevice(device) == CL_SUCCESS { self.retainedDevice = device } else { self.retainedDevice = nil }
         self.context = context
         self.queue = queue
@@ -213,6 +205,16 @@ public final class ComputeContext: @unchecked Sendable {
         let chosen = selector ?? DeviceSelector.fromEnvironment(ProcessInfo.processInfo.environment)
         try self.init(device: chosen.select(from: ComputeDevice.all()), diskCache: diskCache, logger: logger,
                       memoryLimit: memoryLimit, holdsBufferMemory: holdsBufferMemory)
+    }
+
+    /// The memory one request may use and the largest single buffer on `info`'s device under
+    /// `limit` (nil: `MINFERENCECL_MEMORY_LIMIT`, else the device's own limits), and that limit.
+    private static func memoryLimits(of info: DeviceInfo, limit: Int?) throws -> (budget: Int, allocation: Int, limit: Int?) {
+        let limit = try limit ?? memoryLimit(environment: ProcessInfo.processInfo.environment)
+        if let limit, limit <= 0 { throw AttentionError.invalidArgument("memory limit \(limit): must be a positive number of bytes") }
+        let global = info.globalMemoryBytes > 0 ? info.globalMemoryBytes : Int.max
+        let allocation = info.maxAllocationBytes > 0 ? info.maxAllocationBytes : global
+        return (min(global, limit ?? .max), min(allocation, limit ?? .max), limit)
     }
 
     /// What bounds single allocations, for messages.
