@@ -2,8 +2,22 @@
 /// its estimation, index building and kernel as single launches over all of its heads.
 extension AttentionEngine {
     /// Runs `plan` (one pattern per query head) over device tensors into `output`; waits for it.
+    /// With a `workspace`, the call's own buffers (head lists, estimation, selections, index lists)
+    /// come from it, so repeated calls allocate nothing after the first at the largest size.
     public func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                    plan: LayerPlan, options: SparseOptions = SparseOptions()) throws -> LayerResult {
+                    plan: LayerPlan, options: SparseOptions = SparseOptions(), workspace: Workspace? = nil) throws -> LayerResult {
+        guard let workspace else {
+            return try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options,
+                           scratch: Scratch(context: context, workspace: nil))
+        }
+        return try workspace.serving(self) {
+            try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options,
+                    scratch: Scratch(context: context, workspace: workspace))
+        }
+    }
+
+    func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+             plan: LayerPlan, options: SparseOptions, scratch: Scratch) throws -> LayerResult {
         try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
         try plan.validate(for: problem)
         try checkDeviceMemory(problem: problem, plan: plan, options: options)
@@ -27,7 +41,7 @@ extension AttentionEngine {
 
         let dense = slotsOf(.dense)
         if !dense.isEmpty {
-            let slotBuffer = try DeviceBuffer(context: context, copying: dense.map(\.slot), label: "dense slots")
+            let slotBuffer = try scratch.copying(dense.map(\.slot), "dense slots")
             let event = try DenseAttentionKernel(problem: problem, config: config).enqueue(
                 context: context, q: q.buffer, k: k.buffer, v: v.buffer, o: output.buffer, slots: slotBuffer, slotCount: dense.count)
             var timing = PhaseTiming()
@@ -42,9 +56,10 @@ extension AttentionEngine {
                 guard case .aShape(let sink, let window) = executed[entry.head] else { fatalError("grouped by kind") }
                 return (sink, window)
             }
-            let slotBuffer = try DeviceBuffer(context: context, copying: aShape.map(\.slot), label: "a-shape slots")
+            let slotBuffer = try scratch.copying(aShape.map(\.slot), "a-shape slots")
             var timing = PhaseTiming()
-            try AShapeKernel(context: context, problem: problem, config: config, slots: aShape.map(\.slot), budgets: budgets)
+            try AShapeKernel(context: context, problem: problem, config: config, slots: aShape.map(\.slot), budgets: budgets,
+                             workspace: scratch.workspace)
                 .run(q: q.buffer, k: k.buffer, v: v.buffer, output: output.buffer, slotBuffer: slotBuffer, timing: &timing)
             result.timing[.aShape] = timing
             for (entry, budget) in zip(aShape, budgets) {
@@ -58,9 +73,10 @@ extension AttentionEngine {
                 guard case .verticalSlash(let vertical, let slash) = executed[entry.head] else { fatalError("grouped by kind") }
                 return VerticalSlashPipeline.clamp(vertical: vertical, slash: slash, length: n)
             }
-            let slotBuffer = try DeviceBuffer(context: context, copying: verticalSlash.map(\.slot), label: "vertical-slash slots")
+            let slotBuffer = try scratch.copying(verticalSlash.map(\.slot), "vertical-slash slots")
             let pipeline = VerticalSlashPipeline(context: context, problem: problem, config: config, slots: verticalSlash.map(\.slot),
-                                                 budgets: budgets, estimation: options.estimation ?? profile.estimation)
+                                                 budgets: budgets, estimation: options.estimation ?? profile.estimation,
+                                                 workspace: scratch.workspace)
             var timing = PhaseTiming()
             let indices = try pipeline.run(q: q.buffer, k: k.buffer, v: v.buffer, output: output.buffer, slotBuffer: slotBuffer,
                                            timing: &timing)
@@ -81,9 +97,10 @@ extension AttentionEngine {
                 guard case .blockSparse(let blocks) = executed[entry.head] else { fatalError("grouped by kind") }
                 return blocks
             }
-            let slotBuffer = try DeviceBuffer(context: context, copying: blockSparse.map(\.slot), label: "block-sparse slots")
+            let slotBuffer = try scratch.copying(blockSparse.map(\.slot), "block-sparse slots")
             let pipeline = BlockSparsePipeline(context: context, problem: problem, config: config, slots: blockSparse.map(\.slot),
-                                               blocks: blocks, scoring: options.estimation ?? profile.blockScores)
+                                               blocks: blocks, scoring: options.estimation ?? profile.blockScores,
+                                               workspace: scratch.workspace)
             var timing = PhaseTiming()
             let selection = try pipeline.run(q: q.buffer, k: k.buffer, v: v.buffer, output: output.buffer, slotBuffer: slotBuffer,
                                              timing: &timing)

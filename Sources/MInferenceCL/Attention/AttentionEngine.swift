@@ -48,14 +48,25 @@ public final class AttentionEngine: Sendable {
         return AttentionResult(output: try out.download(), problem: problem, timing: timing)
     }
 
-    /// Dense attention of device tensors into `output` (shaped like q); waits for it.
+    /// Dense attention of device tensors into `output` (shaped like q); waits for it. With a
+    /// `workspace`, the head list lives there (no allocation after the first call).
     public func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
-                      output: DeviceTensor) throws -> PhaseTiming {
+                      output: DeviceTensor, workspace: Workspace? = nil) throws -> PhaseTiming {
+        guard let workspace else {
+            return try dense(problem: problem, q: q, k: k, v: v, output: output, scratch: Scratch(context: context, workspace: nil))
+        }
+        return try workspace.serving(self) {
+            try dense(problem: problem, q: q, k: k, v: v, output: output, scratch: Scratch(context: context, workspace: workspace))
+        }
+    }
+
+    func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+               scratch: Scratch) throws -> PhaseTiming {
         try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
         try checkDeviceMemory(problem: problem, plan: nil)
         let kernel = DenseAttentionKernel(problem: problem, config: config(for: problem))
         let heads = problem.batch * problem.headsQ
-        let slots = try DeviceBuffer(context: context, copying: (0..<heads).map { Int32($0) }, label: "heads")
+        let slots = try scratch.copying((0..<heads).map { Int32($0) }, "heads")
         let event = try kernel.enqueue(context: context, q: q.buffer, k: k.buffer, v: v.buffer, o: output.buffer,
                                        slots: slots, slotCount: heads)
         var timing = PhaseTiming()

@@ -8,6 +8,9 @@ struct AShapeKernel {
     let config: KernelConfig
     let slots: [Int32]
     let budgets: [(sink: Int, window: Int)]
+    /// Buffers from this workspace (nil: fresh ones per call).
+    var workspace: Workspace? = nil
+    var scratch: Scratch { Scratch(context: context, workspace: workspace) }
 
     func run(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, output: DeviceBuffer, slotBuffer: DeviceBuffer,
              timing: inout PhaseTiming) throws {
@@ -16,8 +19,8 @@ struct AShapeKernel {
             KernelSource.named("a_shape_attention.cl"),
             options: config.buildOptions(problem: problem))
         // Budgets above N are clamped (they change nothing past N); Int32 arguments stay exact.
-        let sinks = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.sink, n)) }, label: "sinks")
-        let windows = try DeviceBuffer(context: context, copying: budgets.map { Int32(min($0.window, n)) }, label: "windows")
+        let sinks = try scratch.copying(budgets.map { Int32(min($0.sink, n)) }, "sinks")
+        let windows = try scratch.copying(budgets.map { Int32(min($0.window, n)) }, "windows")
         let rowBlocks = (n + config.queryTile - 1) / config.queryTile
         let event = try context.launch(
             program, "a_shape_attention", global: [rowBlocks * config.threads, slots.count], local: [config.threads, 1],

@@ -11,6 +11,9 @@ struct BlockSparsePipeline {
     /// Requested blocks per slot (clamped to the block count as upstream does).
     let blocks: [Int]
     let scoring: DeviceProfile.EstimationBackend
+    /// Buffers from this workspace (nil: fresh ones per call).
+    var workspace: Workspace? = nil
+    var scratch: Scratch { Scratch(context: context, workspace: workspace) }
 
     var n: Int { problem.queryLength }
     /// Upstream pads N by 64 - N % 64 (a whole block when N is a multiple of 64).
@@ -40,15 +43,15 @@ struct BlockSparsePipeline {
             KernelSource.named("block_sparse_index.cl"),
             options: BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": "DTYPE_F32", "HEAD_DIM": "\(d)"]))
         let kvHeads = problem.batch * problem.headsKV
-        let pooledQ = try DeviceBuffer(context: context, byteCount: s * nb * d * 4, label: "pooled q")
-        let pooledK = try DeviceBuffer(context: context, byteCount: kvHeads * nb * d * 4, label: "pooled k")
-        let kvSlots = try DeviceBuffer(context: context, copying: (0..<kvHeads).map { Int32($0) }, label: "kv slots")
+        let pooledQ = try scratch.buffer("pooled q", byteCount: s * nb * d * 4)
+        let pooledK = try scratch.buffer("pooled k", byteCount: kvHeads * nb * d * 4)
+        let kvSlots = try scratch.copying((0..<kvHeads).map { Int32($0) }, "kv slots")
         var events: [CommandEvent] = []
         events.append(try context.launch(program, "block_mean_pool", global: [d, nb, s], local: nil,
                                          [.buffer(q), .buffer(slotBuffer), .buffer(pooledQ), .int(n), .int(nb)]))
         events.append(try context.launch(program, "block_mean_pool", global: [d, nb, kvHeads], local: nil,
                                          [.buffer(k), .buffer(kvSlots), .buffer(pooledK), .int(n), .int(nb)]))
-        let scores = try DeviceBuffer(context: context, byteCount: s * nb * nb * 4, label: "block scores")
+        let scores = try scratch.buffer("block scores", byteCount: s * nb * nb * 4)
         if scoring == .clblast {
             let kvOf = slots.map { head -> Int in
                 let h = Int(head)
@@ -68,7 +71,8 @@ struct BlockSparsePipeline {
 
         let ks = blocks.map { Int32(min($0, nb)) }
         let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
-            scores: scores, stride: nb, count: s * nb, length: nb, causal: true, rowsPerGroup: nb, kOfGroup: ks))
+            scores: scores, stride: nb, count: s * nb, length: nb, causal: true, rowsPerGroup: nb, kOfGroup: ks),
+            scratch: scratch, role: "block-sparse top-k")
         try timing.add(.indices, selectEvent)
         return selection
     }

@@ -24,11 +24,14 @@ struct TopKKernel {
         var stride: Int
     }
 
-    static func enqueue(context: ComputeContext, _ rows: Rows) throws -> (Selection, CommandEvent) {
+    /// Enqueues the selection; its buffers come from `scratch` (default: fresh ones) under `role`.
+    static func enqueue(context: ComputeContext, _ rows: Rows, scratch: Scratch? = nil,
+                        role: String = "top-k") throws -> (Selection, CommandEvent) {
+        let scratch = scratch ?? Scratch(context: context, workspace: nil)
         let stride = max(1, Int(rows.kOfGroup.max() ?? 1))
-        let indices = try DeviceBuffer(context: context, byteCount: rows.count * stride * 4, label: "top-k indices")
-        let counts = try DeviceBuffer(context: context, byteCount: rows.count * 4, label: "top-k counts")
-        let ks = try DeviceBuffer(context: context, copying: rows.kOfGroup, label: "top-k budgets")
+        let indices = try scratch.buffer("\(role) indices", byteCount: rows.count * stride * 4)
+        let counts = try scratch.buffer("\(role) counts", byteCount: rows.count * 4)
+        let ks = try scratch.copying(rows.kOfGroup, "\(role) budgets")
         let program = try context.program(KernelSource.named(file), options: BuildOptions(defines: ["TOPK_THREADS": "\(threads)"]))
         let event = try context.launch(
             program, "topk_rows", global: [rows.count * threads], local: [threads],

@@ -13,6 +13,9 @@ struct VerticalSlashPipeline {
     /// Budgets after upstream's clamps, per slot.
     let budgets: [(vertical: Int, slash: Int)]
     let estimation: DeviceProfile.EstimationBackend
+    /// Buffers from this workspace (nil: fresh ones per call).
+    var workspace: Workspace? = nil
+    var scratch: Scratch { Scratch(context: context, workspace: workspace) }
 
     var n: Int { problem.queryLength }
     var rowBlocks: Int { (n + Self.rowBlock - 1) / Self.rowBlock }
@@ -62,7 +65,7 @@ struct VerticalSlashPipeline {
         var options = BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "HEAD_DIM": "\(d)"])
         options.defines["OUTPUT_DTYPE"] = "DTYPE_F32"
         let program = try context.program(KernelSource.named("vertical_slash_estimate.cl"), options: options)
-        let logits = try DeviceBuffer(context: context, byteCount: s * lastRows * n * 4, label: "vertical-slash logits")
+        let logits = try scratch.buffer("vertical-slash logits", byteCount: s * lastRows * n * 4)
         var events: [CommandEvent] = []
         let useFused = estimation == .fused && Self.lastQueries * d * 4 <= max(context.device.info.localMemoryBytes - 1024, 0)
         if useFused {
@@ -71,14 +74,14 @@ struct VerticalSlashPipeline {
                 [.buffer(q), .buffer(k), .buffer(slotBuffer), .buffer(logits), .int(n), .int(problem.headsQ),
                  .int(problem.headsKV), .float(problem.scale)]))
         } else {
-            let lastQ = try DeviceBuffer(context: context, byteCount: s * lastRows * d * 4, label: "last queries")
+            let lastQ = try scratch.buffer("last queries", byteCount: s * lastRows * d * 4)
             events.append(try context.launch(
                 program, "vs_gather_last_queries", global: [lastRows * d, s], local: nil,
                 [.buffer(q), .buffer(slotBuffer), .buffer(lastQ), .int(n), .float(problem.scale)]))
             var keys = k
             if problem.inputDType != .f32 {
                 let count = problem.batch * problem.headsKV * n * d
-                keys = try DeviceBuffer(context: context, byteCount: count * 4, label: "keys as fp32")
+                keys = try scratch.buffer("keys as fp32", byteCount: count * 4)
                 events.append(try context.launch(program, "widen_to_float", global: [count], local: nil,
                                                  [.buffer(k), .buffer(keys), .ulong(UInt64(count))]))
             }
@@ -89,11 +92,11 @@ struct VerticalSlashPipeline {
                 b: keys, bOffsets: kvOf.map { $0 * n * d },
                 c: logits, cOffsets: (0..<s).map { $0 * lastRows * n }))
         }
-        let rowMax = try DeviceBuffer(context: context, byteCount: s * lastRows * 4, label: "row max")
-        let rowInvSum = try DeviceBuffer(context: context, byteCount: s * lastRows * 4, label: "row 1/sum")
+        let rowMax = try scratch.buffer("row max", byteCount: s * lastRows * 4)
+        let rowInvSum = try scratch.buffer("row 1/sum", byteCount: s * lastRows * 4)
         events.append(try context.launch(program, "vs_row_stats", global: [256 * lastRows, s], local: [256, 1],
                                          [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .int(n)]))
-        let scores = try DeviceBuffer(context: context, byteCount: 2 * s * n * 4, label: "vertical/slash scores")
+        let scores = try scratch.buffer("vertical/slash scores", byteCount: 2 * s * n * 4)
         events.append(try context.launch(program, "vs_scores", global: [n, s], local: nil,
                                          [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .buffer(scores), .int(n), .int(s)]))
         try timing.add(.estimation, events)
@@ -104,15 +107,16 @@ struct VerticalSlashPipeline {
         let s = slots.count
         let ks = budgets.map { Int32($0.vertical) } + budgets.map { Int32($0.slash) }
         let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
-            scores: scores, stride: n, count: 2 * s, length: n, causal: false, rowsPerGroup: 1, kOfGroup: ks))
+            scores: scores, stride: n, count: 2 * s, length: n, causal: false, rowsPerGroup: 1, kOfGroup: ks),
+            scratch: scratch, role: "vertical-slash top-k")
         let nnzS = max(1, budgets.map(\.slash).max() ?? 1)
         let nnzV = max(1, budgets.map(\.vertical).max() ?? 1)
         let rows = s * rowBlocks
-        let blockCount = try DeviceBuffer(context: context, byteCount: rows * 4, label: "block_count")
-        let blockOffset = try DeviceBuffer(context: context, byteCount: rows * nnzS * 4, label: "block_offset")
-        let columnCount = try DeviceBuffer(context: context, byteCount: rows * 4, label: "column_count")
-        let columnIndex = try DeviceBuffer(context: context, byteCount: rows * nnzV * 4, label: "column_index")
-        let pairs = try DeviceBuffer(context: context, byteCount: rows * 8, label: "covered pairs")
+        let blockCount = try scratch.buffer("block_count", byteCount: rows * 4)
+        let blockOffset = try scratch.buffer("block_offset", byteCount: rows * nnzS * 4)
+        let columnCount = try scratch.buffer("column_count", byteCount: rows * 4)
+        let columnIndex = try scratch.buffer("column_index", byteCount: rows * nnzV * 4)
+        let pairs = try scratch.buffer("covered pairs", byteCount: rows * 8)
         let program = try context.program(KernelSource.named("vertical_slash_index.cl"), options: BuildOptions())
         let convertEvent = try context.launch(
             program, "vs_convert_indexes", global: [rowBlocks, s], local: nil,
