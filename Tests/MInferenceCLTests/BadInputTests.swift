@@ -78,9 +78,16 @@ struct BadInputTests {
         let k = try DeviceTensor(context: context, shape: problem.keyShape, dtype: .f32)
         let short = try DeviceTensor(context: context, shape: [1, 2, 8, 64], dtype: .f32)
         let half = try DeviceTensor(context: context, shape: problem.queryShape, dtype: .f16)
-        #expect(throws: AttentionError.shape("output holds 1024 elements (shape [1, 2, 8, 64]); the problem needs 1152")) {
+        #expect(throws: AttentionError.shape("output has shape [1, 2, 8, 64]; the problem needs [1, 2, 9, 64] or [2, 9, 64] ([B, H, N, d])")) {
             try engine.dense(problem: problem, q: q, k: k, v: k, output: short)
         }
+        // The same element count in another order is refused too: [N, H, d] is not [H, N, d].
+        let transposed = try DeviceTensor(context: context, shape: [9, 2, 64], dtype: .f32)
+        #expect(throws: AttentionError.shape("q has shape [9, 2, 64]; the problem needs [1, 2, 9, 64] or [2, 9, 64] ([B, H, N, d])")) {
+            try engine.dense(problem: problem, q: transposed, k: k, v: k, output: q)
+        }
+        let threeD = try DeviceTensor(context: context, shape: [2, 9, 64], dtype: .f32)
+        _ = try engine.dense(problem: problem, q: threeD, k: k, v: k, output: q)
         #expect(throws: AttentionError.dtype("output is f16; the problem needs f32")) {
             try engine.dense(problem: problem, q: q, k: k, v: k, output: half)
         }

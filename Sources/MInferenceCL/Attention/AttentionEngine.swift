@@ -90,13 +90,15 @@ public final class AttentionEngine: Sendable {
                                     causal: causal, scale: scale)
     }
 
+    /// Device tensors must have the problem's logical shape, `[B, H, N, d]` (or `[H, N, d]` when B is
+    /// 1), and dtype: equal element counts are not enough (a `[N, H, d]` tensor would be read as
+    /// `[H, N, d]`).
     static func checkBuffers(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws {
-        let qCount = problem.batch * problem.headsQ * problem.queryLength * problem.headDim
-        let kCount = problem.batch * problem.headsKV * problem.keyLength * problem.headDim
-        for (name, t, count, dtype) in [("q", q, qCount, problem.inputDType), ("k", k, kCount, problem.inputDType),
-                                        ("v", v, kCount, problem.inputDType), ("output", output, qCount, problem.outputDType)] {
-            guard t.elementCount == count else {
-                throw AttentionError.shape("\(name) holds \(t.elementCount) elements (shape \(t.shape)); the problem needs \(count)")
+        for (name, t, shape, dtype) in [("q", q, problem.queryShape, problem.inputDType), ("k", k, problem.keyShape, problem.inputDType),
+                                        ("v", v, problem.keyShape, problem.inputDType), ("output", output, problem.queryShape, problem.outputDType)] {
+            guard t.shape == shape || (problem.batch == 1 && t.shape == Array(shape.dropFirst())) else {
+                throw AttentionError.shape("\(name) has shape \(t.shape); the problem needs \(shape)"
+                                           + (problem.batch == 1 ? " or \(Array(shape.dropFirst()))" : "") + " ([B, H, N, d])")
             }
             guard t.dtype == dtype else { throw AttentionError.dtype("\(name) is \(t.dtype); the problem needs \(dtype)") }
         }
