@@ -6,14 +6,7 @@ extension AttentionEngine {
     /// come from it, so repeated calls allocate nothing after the first at the largest size.
     public func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                     plan: LayerPlan, options: SparseOptions = SparseOptions(), workspace: Workspace? = nil) throws -> LayerResult {
-        guard let workspace else {
-            return try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options,
-                           scratch: Scratch(context: context, workspace: nil))
-        }
-        return try workspace.serving(self) {
-            try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options,
-                    scratch: Scratch(context: context, workspace: workspace))
-        }
+        try withScratch(workspace) { try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options, scratch: $0) }
     }
 
     func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,

@@ -52,12 +52,13 @@ public final class AttentionEngine: Sendable {
     /// `workspace`, the head list lives there (no allocation after the first call).
     public func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
                       output: DeviceTensor, workspace: Workspace? = nil) throws -> PhaseTiming {
-        guard let workspace else {
-            return try dense(problem: problem, q: q, k: k, v: v, output: output, scratch: Scratch(context: context, workspace: nil))
-        }
-        return try workspace.serving(self) {
-            try dense(problem: problem, q: q, k: k, v: v, output: output, scratch: Scratch(context: context, workspace: workspace))
-        }
+        try withScratch(workspace) { try dense(problem: problem, q: q, k: k, v: v, output: output, scratch: $0) }
+    }
+
+    /// Runs `body` with a call's buffer source: `workspace`, held for this call alone, or fresh buffers.
+    func withScratch<T>(_ workspace: Workspace?, _ body: (Scratch) throws -> T) throws -> T {
+        guard let workspace else { return try body(Scratch(context: context, workspace: nil)) }
+        return try workspace.serving(self) { try body(Scratch(context: context, workspace: workspace)) }
     }
 
     func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
