@@ -6,7 +6,9 @@ extension AttentionEngine {
     /// come from it, so repeated calls allocate nothing after the first at the largest size.
     public func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                     plan: LayerPlan, options: SparseOptions = SparseOptions(), workspace: Workspace? = nil) throws -> LayerResult {
-        try withScratch(workspace) { try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options, scratch: $0) }
+        try withScratch(workspace) {
+            try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options, scratch: $0)
+        }
     }
 
     func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
