@@ -24,8 +24,9 @@ public final class AttentionEngine: Sendable {
 
     func config(for problem: AttentionProblem) -> KernelConfig {
         let info = context.device.info
+        // The check runs only where the path could apply (it answers at once off Hopper).
         let wgmma = KernelConfig.nvidiaMMAApplies(device: info, dtype: problem.inputDType, headDim: problem.headDim)
-            && info.nvidiaComputeCapability?.major == 9 && context.wgmma.isAvailable
+            && context.wgmma.isAvailable
         return tuning.config(for: info, dtype: problem.inputDType, headDim: problem.headDim, wgmma: wgmma,
                              override: tuningOverride, logger: logger)
     }
