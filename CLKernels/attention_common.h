@@ -2,9 +2,11 @@
  * attention_common.h: element types and helpers shared by every kernel family (dense, A-shape,
  * vertical-slash, block-sparse, estimation).
  *
- * Layout of every tensor in global memory: [batch * heads, tokens, HEAD_DIM], C order. Query head
- * h of a batch reads KV head h / (heads_q / heads_kv) of the same batch (grouped-query
- * attention without copying K/V).
+ * Layout of q, k, v and the output in global memory: any (batch, head, token) strides with the
+ * HEAD_DIM channels of a row contiguous, described by a layout_t per tensor (below): [B, H, N, d]
+ * C order, FlashAttention's [B, N, H, d], or a view into a caller's larger buffer. Query head h of
+ * a batch reads KV head h / (heads_q / heads_kv) of the same batch (grouped-query attention
+ * without copying K/V). Work buffers of the index builders are contiguous.
  *
  * Softmax runs in the log2 domain: the host folds log2(e) into the scale, so a score is
  * q . k * scale * log2(e) and probabilities are exp2(score - running_max).
@@ -85,6 +87,19 @@ INLINE ushort float_to_bf16(float x) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return (ushort)(u >> 16);
 }
+
+/* ---- Tensor layouts ---------------------------------------------------------------------------
+ * (offset, batch stride, head stride, token stride) in elements, channels contiguous (stride 1):
+ * contiguous [B, H, N, d] is (0, H*N*d, N*d, d), FlashAttention's [B, N, H, d] is
+ * (0, N*H*d, d, H*d). The host refuses offsets and strides that are not multiples of 8, so every
+ * row starts 16-byte aligned (the tensor-core paths copy f16/bf16 rows in 16-byte chunks). */
+typedef ulong4 layout_t;
+
+/* Element offset of token 0, channel 0 of flattened head `head` (batch * heads + h). */
+INLINE size_t head_origin(layout_t layout, int head, int heads) {
+    return (size_t)(layout.x + (ulong)(head / heads) * layout.y + (ulong)(head % heads) * layout.z);
+}
+#define TOKEN_STRIDE(layout) ((size_t)(layout).w)
 
 /* KV head read by flattened query head `head` (batch * heads_q + h). */
 INLINE int kv_head_of(int head, int heads_q, int heads_kv) {

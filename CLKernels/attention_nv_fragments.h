@@ -171,8 +171,9 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
     if (softmax_scores(s, row_max, row_sum, scale_log2, alpha)) rescale_output(acc_o, alpha);
 }
 
-/* Normalises by the quad-reduced row sums and writes this thread's rows (2 per m-tile). */
-INLINE void store_rows(__global out_t* o, int head, int n_q, int row_base, float acc_o[MMA_M_TILES][MMA_D_TILES][4],
+/* Normalises by the quad-reduced row sums and writes this thread's rows (2 per m-tile) of the
+ * head whose token 0 is at `o`, rows `row_stride` elements apart. */
+INLINE void store_rows(__global out_t* o, size_t row_stride, int n_q, int row_base, float acc_o[MMA_M_TILES][MMA_D_TILES][4],
                        float row_sum[MMA_M_TILES][2], int quad) {
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
         const float sum0 = quad_sum(row_sum[mt][0]), sum1 = quad_sum(row_sum[mt][1]);
@@ -181,12 +182,12 @@ INLINE void store_rows(__global out_t* o, int head, int n_q, int row_base, float
         _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
             const int col = t * 8 + 2 * quad;
             if (row0 >= 0 && row0 < n_q) {
-                const size_t at = ((size_t)head * n_q + row0) * HEAD_DIM + col;
+                const size_t at = (size_t)row0 * row_stride + col;
                 STORE_OUT(o, at, acc_o[mt][t][0] * inv0);
                 STORE_OUT(o, at + 1, acc_o[mt][t][1] * inv0);
             }
             if (row1 >= 0 && row1 < n_q) {
-                const size_t at = ((size_t)head * n_q + row1) * HEAD_DIM + col;
+                const size_t at = (size_t)row1 * row_stride + col;
                 STORE_OUT(o, at, acc_o[mt][t][2] * inv1);
                 STORE_OUT(o, at + 1, acc_o[mt][t][3] * inv1);
             }

@@ -94,13 +94,14 @@
                    "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
 
 
-/* Issues the copy of one MMA_KV-row tile of `src` rows (key_of_slot[r], -1 = zero row) into `dst`. */
-INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __local const int* key_of_slot,
-                            int tid) {
+/* Issues the copy of one MMA_KV-row tile of `src` rows (key_of_slot[r], -1 = zero row; rows
+ * `row_stride` elements apart) into `dst`. */
+INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, size_t row_stride,
+                            __local const int* key_of_slot, int tid) {
     for (int e = tid; e < MMA_KV * MMA_CHUNKS; e += ATTENTION_THREADS) {
         const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;
         const int key = key_of_slot[r];
-        cp_async16(dst + swizzled(r, chunk), src + (size_t)max(key, 0) * HEAD_DIM + chunk * 8, key >= 0 ? 16 : 0);
+        cp_async16(dst + swizzled(r, chunk), src + (size_t)max(key, 0) * row_stride + chunk * 8, key >= 0 ? 16 : 0);
     }
 }
 
@@ -120,12 +121,12 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
     float acc_o[MMA_M_TILES][MMA_D_TILES][4];                                                    \
     float row_max[MMA_M_TILES][2], row_sum[MMA_M_TILES][2];                                      \
     {                                                                                            \
-        __global const ushort* qh16 = (__global const ushort*)(q + (size_t)head * n_q * HEAD_DIM); \
+        __global const ushort* qh16 = (__global const ushort*)qh;                                \
         for (int e = tid; e < ATTENTION_ROWS * MMA_CHUNKS; e += ATTENTION_THREADS) {             \
             const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;                                \
             const int qrow = block_row + r;                                                      \
             const bool ok = qrow >= 0 && qrow < n_q;                                             \
-            cp_async16(smem + swizzled(r, chunk), qh16 + (size_t)(ok ? qrow : 0) * HEAD_DIM + chunk * 8, \
+            cp_async16(smem + swizzled(r, chunk), qh16 + (size_t)(ok ? qrow : 0) * q_rows + chunk * 8, \
                        ok ? 16 : 0);                                                             \
         }                                                                                        \
         cp_async_commit();                                                                       \
@@ -169,14 +170,14 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
         if (step_count > 0) {                                                                    \
             for (int r = tid; r < MMA_KV; r += ATTENTION_THREADS) tile_keys[0][r] = MMA_STEP_KEY(KEY_OF, 0, r); \
             barrier(CLK_LOCAL_MEM_FENCE);                                                        \
-            load_tile_async(k_smem, kh16, tile_keys[0], tid);                                    \
+            load_tile_async(k_smem, kh16, k_rows, tile_keys[0], tid);                                    \
             cp_async_commit();                                                                   \
         }                                                                                        \
         for (int step = 0; step < step_count; ++step) {                                          \
             __local const int* keys = tile_keys[step & 1];                                       \
             cp_async_wait_all();                                                                 \
             barrier(CLK_LOCAL_MEM_FENCE); /* K landed; every warp is done with the last V */     \
-            load_tile_async(v_smem, vh16, keys, tid);                                            \
+            load_tile_async(v_smem, vh16, v_rows, keys, tid);                                    \
             cp_async_commit();                                                                   \
             float s[MMA_M_TILES][MMA_KEY_TILES][4];                                              \
             mma_scores(s, MMA_Q_ARGUMENT, k_smem, warp, lane);                       \
@@ -190,7 +191,7 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
             cp_async_wait_all();                                                                 \
             barrier(CLK_LOCAL_MEM_FENCE); /* V landed; every warp is done with K */              \
             if (step + 1 < step_count) {                                                         \
-                load_tile_async(k_smem, kh16, tile_keys[(step + 1) & 1], tid);                   \
+                load_tile_async(k_smem, kh16, k_rows, tile_keys[(step + 1) & 1], tid);                \
                 cp_async_commit();                                                               \
             }                                                                                    \
             mma_pv(s, acc_o, v_smem, lane);                                                      \
@@ -252,15 +253,15 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, __l
         for (int e = tid; e < MMA_KV * MMA_CHUNKS; e += ATTENTION_THREADS) {                     \
             const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;                                \
             const int key = step_keys[r];                                                        \
-            const size_t src = (size_t)max(key, 0) * HEAD_DIM + chunk * 8;                       \
-            cp_async16(k_dst + swizzled(r, chunk), kh16 + src, key >= 0 ? 16 : 0);              \
-            cp_async16(v_dst + swizzled(r, chunk), vh16 + src, key >= 0 ? 16 : 0);              \
+            const size_t row = (size_t)max(key, 0);                                              \
+            cp_async16(k_dst + swizzled(r, chunk), kh16 + row * k_rows + chunk * 8, key >= 0 ? 16 : 0); \
+            cp_async16(v_dst + swizzled(r, chunk), vh16 + row * v_rows + chunk * 8, key >= 0 ? 16 : 0); \
         }                                                                                        \
         cp_async_commit();                                                                       \
     }
 #endif
 
-#define ATTENTION_STORE() store_rows(o, head, n_q, warp_row + group, acc_o, row_sum, quad);
+#define ATTENTION_STORE() store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, quad);
 
 /* A fragment of Q for m-tile mt, k-step ks, from the swizzled Q tile. */
 INLINE void load_q_fragment(uint* f, __local const ushort* q_smem, int warp, int mt, int ks, int lane) {

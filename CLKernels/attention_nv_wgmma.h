@@ -272,13 +272,13 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
     float acc_o[1][MMA_D_TILES][4];                                                              \
     float row_max[1][2], row_sum[1][2];                                                          \
     {                                                                                            \
-        __global const ushort* qh16 = (__global const ushort*)(q + (size_t)head * n_q * HEAD_DIM); \
+        __global const ushort* qh16 = (__global const ushort*)qh;                                \
         for (int e = tid; e < ATTENTION_ROWS * WG_CHUNKS; e += ATTENTION_THREADS) {              \
             const int r = e / WG_CHUNKS, chunk = e % WG_CHUNKS;                                  \
             const int qrow = block_row + r;                                                      \
             const bool ok = qrow >= 0 && qrow < n_q;                                             \
             cp_async16(q_tile + sw128_offset(ATTENTION_ROWS, r, chunk),                          \
-                       qh16 + (size_t)(ok ? qrow : 0) * HEAD_DIM + chunk * 8, ok ? 16 : 0);      \
+                       qh16 + (size_t)(ok ? qrow : 0) * q_rows + chunk * 8, ok ? 16 : 0);        \
         }                                                                                        \
         cp_async_commit();                                                                       \
         if (tid == 0) {                                                                          \
@@ -342,10 +342,10 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
                 __local ushort* v_dst = k_dst + WG_TILE_ELEMS;                                   \
                 for (int r = ptid / WG_CHUNKS; r < WG_KV; r += WG_ROWS_PER_PASS) {              \
                     const int key = stage_keys[st][r];                                           \
-                    const size_t src = (size_t)max(key, 0) * HEAD_DIM + chunk * 8;               \
+                    const size_t row = (size_t)max(key, 0);                                      \
                     const int at = column_block + r * 64 + (((chunk & 7) ^ (r & 7)) << 3);       \
-                    cp_async16(k_dst + at, kh16 + src, key >= 0 ? 16 : 0);                       \
-                    cp_async16(v_dst + at, vh16 + src, key >= 0 ? 16 : 0);                       \
+                    cp_async16(k_dst + at, kh16 + row * k_rows + chunk * 8, key >= 0 ? 16 : 0);  \
+                    cp_async16(v_dst + at, vh16 + row * v_rows + chunk * 8, key >= 0 ? 16 : 0);  \
                 }                                                                                \
                 mbarrier_arrive_on_copies(&full_bar[st]);                                        \
             }                                                                                    \
@@ -435,6 +435,6 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
 #endif
 
 #define ATTENTION_STORE()                                                                        \
-    if (!producer) store_rows(o, head, n_q, warp_row + group, acc_o, row_sum, quad);
+    if (!producer) store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, quad);
 
 #endif

@@ -21,6 +21,22 @@
 #define NV_WGMMA 0
 #endif
 
+/* The rows of one query head and its KV head, as the tile paths read them: qh/kh/vh/oh point at
+ * token 0 of the head, q_rows/k_rows/v_rows/o_rows are the token strides (elements). A family
+ * kernel takes q, k, v, o and their layouts q_layout ... o_layout, and heads_q / heads_kv. */
+#define ATTENTION_HEADS(head, kv)                                                                \
+    __global const in_t* qh = q + head_origin(q_layout, (head), heads_q);                        \
+    __global const in_t* kh = k + head_origin(k_layout, (kv), heads_kv);                         \
+    __global const in_t* vh = v + head_origin(v_layout, (kv), heads_kv);                         \
+    __global out_t* oh = o + head_origin(o_layout, (head), heads_q);                             \
+    const size_t q_rows = TOKEN_STRIDE(q_layout), k_rows = TOKEN_STRIDE(k_layout);               \
+    const size_t v_rows = TOKEN_STRIDE(v_layout), o_rows = TOKEN_STRIDE(o_layout);
+
+/* The tensor parameters of every attention family kernel. */
+#define ATTENTION_TENSORS                                                                        \
+    __global const in_t *q, __global const in_t *k, __global const in_t *v, __global out_t *o,   \
+        layout_t q_layout, layout_t k_layout, layout_t v_layout, layout_t o_layout
+
 #if NV_WGMMA
 #include "attention_nv_wgmma.h"
 #elif NV_MMA

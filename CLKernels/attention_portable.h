@@ -32,7 +32,7 @@
     const int q_pos = row + (q_shift);                                                           \
     float8 q_row[HEAD_VEC];                                                                      \
     float8 acc[HEAD_VEC];                                                                        \
-    load_scaled_row(q_row, q, ((size_t)head * n_q + (size_t)clamp(row, 0, n_q - 1)) * HEAD_DIM, scale_log2); \
+    load_scaled_row(q_row, qh, (size_t)clamp(row, 0, n_q - 1) * q_rows, scale_log2);        \
     for (int c = 0; c < HEAD_VEC; ++c) acc[c] = (float8)(0.0f);                                  \
     float running_max = -INFINITY, running_sum = 0.0f;
 
@@ -43,7 +43,7 @@
             for (int j = lid; j < KEY_TILE; j += ATTENTION_THREADS)                              \
                 key_pos[j] = KEY_OF(tile, part + j);                                             \
             barrier(CLK_LOCAL_MEM_FENCE);                                                        \
-            stage_keys(k_tile, v_tile, key_pos, kh, vh, lid, ATTENTION_THREADS);                 \
+            stage_keys(k_tile, v_tile, key_pos, kh, k_rows, vh, v_rows, lid, ATTENTION_THREADS); \
             barrier(CLK_LOCAL_MEM_FENCE);                                                        \
             attend_tile(q_row, acc, &running_max, &running_sum, k_tile, v_tile, key_pos, q_pos,  \
                         (causal), (sink), (window));                                             \
@@ -51,16 +51,18 @@
     }
 
 #define ATTENTION_STORE()                                                                        \
-    if (row >= 0 && row < n_q) store_row(o, ((size_t)head * n_q + row) * HEAD_DIM, acc, running_sum);
+    if (row >= 0 && row < n_q) store_row(oh, (size_t)row * o_rows, acc, running_sum);
 
-/* Loads the keys named in key_pos (-1: zeros) into the fp32 tiles. */
+/* Loads the keys named in key_pos (-1: zeros) into the fp32 tiles; k and v point at token 0 of
+ * the head, rows `k_rows` / `v_rows` elements apart. */
 INLINE void stage_keys(__local float* k_tile, __local float* v_tile, __local const int* key_pos,
-                       __global const in_t* k, __global const in_t* v, int lid, int lsize) {
+                       __global const in_t* k, size_t k_rows, __global const in_t* v, size_t v_rows,
+                       int lid, int lsize) {
     for (int e = lid; e < KEY_TILE * HEAD_DIM; e += lsize) {
         const int key = key_pos[e / HEAD_DIM];
-        const size_t src = (size_t)max(key, 0) * HEAD_DIM + (size_t)(e % HEAD_DIM);
-        k_tile[e] = key >= 0 ? LOAD_IN(k, src) : 0.0f;
-        v_tile[e] = key >= 0 ? LOAD_IN(v, src) : 0.0f;
+        const size_t row = (size_t)max(key, 0), channel = (size_t)(e % HEAD_DIM);
+        k_tile[e] = key >= 0 ? LOAD_IN(k, row * k_rows + channel) : 0.0f;
+        v_tile[e] = key >= 0 ? LOAD_IN(v, row * v_rows + channel) : 0.0f;
     }
 }
 

@@ -8,7 +8,8 @@
  *     o_row = acc / l
  * The tile step is the portable path or the NVIDIA tensor-core path (attention_path.h).
  *
- * Layout: q [B*Hq, n_q, HEAD_DIM], k and v [B*Hkv, n_k, HEAD_DIM], o like q. Causal with
+ * Layout: q [B, Hq, n_q, HEAD_DIM], k and v [B, Hkv, n_k, HEAD_DIM], o like q, each at any
+ * (batch, head, token) strides (attention_common.h: layout_t). Causal with
  * n_q < n_k aligns queries to the end: query i sits at position n_k - n_q + i; rows that see
  * no key (n_q > n_k) are 0. Heads: group (row block, slot) computes flattened query head
  * slots[slot] (all heads of a dense call, or the dense heads of a mixed-pattern layer).
@@ -17,15 +18,12 @@
 #include "attention_path.h"
 
 __kernel __attribute__((reqd_work_group_size(ATTENTION_THREADS, 1, 1)))
-void dense_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,
-                     __global out_t* o, __global const int* slots, int n_q, int n_k, int heads_q,
+void dense_attention(ATTENTION_TENSORS, __global const int* slots, int n_q, int n_k, int heads_q,
                      int heads_kv, float scale_log2, int causal) {
     /* Heaviest row blocks (the last, under a causal mask) are scheduled first. */
     const int row_block = (int)get_num_groups(0) - 1 - (int)get_group_id(0);
     const int head = slots[get_group_id(1)];
-    const int kv = kv_head_of(head, heads_q, heads_kv);
-    __global const in_t* kh = k + (size_t)kv * n_k * HEAD_DIM;
-    __global const in_t* vh = v + (size_t)kv * n_k * HEAD_DIM;
+    ATTENTION_HEADS(head, kv_head_of(head, heads_q, heads_kv))
     const int shift = n_k - n_q; /* position of query 0 among the keys */
     const int row_begin = row_block * ATTENTION_ROWS;
     ATTENTION_SETUP(row_begin, shift)

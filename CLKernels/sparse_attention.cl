@@ -11,8 +11,12 @@
  *
  * All heads of one pattern run in one launch: group (row block, slot), slot s computing
  * flattened query head slots[s] with its own budgets or index lists. Layout as in
- * dense_attention.cl; prefill only (Nq = Nk = n). Work: global (R * ATTENTION_THREADS, slots),
- * local (ATTENTION_THREADS, 1), R = ceil(n / 64); row blocks run heaviest (last) first.
+ * dense_attention.cl. Row blocks are 64 key positions, aligned to position 0: prefill (Nq = Nk)
+ * runs blocks 0 .. ceil(Nk / 64) - 1; a chunk of it (Nq < Nk, query row i at position
+ * Nk - Nq + i) runs the blocks from first_block = (Nk - Nq) / 64 on, so each of its rows sees the
+ * key set the same index lists give it in the whole prompt. Index rows are per launched block
+ * (slot * blocks + m). Work: global (R * ATTENTION_THREADS, slots), local (ATTENTION_THREADS, 1),
+ * R = ceil(Nk / 64) - first_block; row blocks run heaviest (last) first.
  */
 #include "attention_path.h"
 #include "pattern_tiles.h"
@@ -21,25 +25,25 @@
 #error "the sparse kernels compute 64-query row blocks (upstream's index granularity)"
 #endif
 
-/* Names the tile paths expect, for one slot's row block. */
+/* Names the tile paths expect, for one slot's row block: block m of the launch is the chunk's
+ * (first_block + m)-th 64-position block; `start` is its first key position, its rows before
+ * the chunk (start < shift) are neither read nor written. */
 #define SPARSE_PROLOGUE                                                                          \
     const int m = (int)get_num_groups(0) - 1 - (int)get_group_id(0);                             \
     const int slot = get_group_id(1);                                                            \
     const int head = slots[slot];                                                                \
-    const int n_q = n;                                                                           \
-    const int start = m * 64;                                                                    \
-    const int kv = kv_head_of(head, heads_q, heads_kv);                                          \
-    __global const in_t* kh = k + (size_t)kv * n * HEAD_DIM;                                     \
-    __global const in_t* vh = v + (size_t)kv * n * HEAD_DIM;                                     \
-    ATTENTION_SETUP(start, 0)
+    const int n = n_k;                                                                           \
+    const int shift = n_k - n_q;                                                                 \
+    const int start = (first_block + m) * 64;                                                    \
+    ATTENTION_HEADS(head, kv_head_of(head, heads_q, heads_kv))                                   \
+    ATTENTION_SETUP(start - shift, shift)
 
 __kernel __attribute__((reqd_work_group_size(ATTENTION_THREADS, 1, 1)))
-void vertical_slash_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,
-                              __global out_t* o, __global const int* slots,
+void vertical_slash_attention(ATTENTION_TENSORS, __global const int* slots,
                               __global const int* block_count, __global const int* block_offset,
                               int nnz_s, __global const int* column_count,
-                              __global const int* column_index, int nnz_v, int n, int heads_q,
-                              int heads_kv, float scale_log2) {
+                              __global const int* column_index, int nnz_v, int n_q, int n_k,
+                              int first_block, int heads_q, int heads_kv, float scale_log2) {
     SPARSE_PROLOGUE
     const size_t index_row = (size_t)slot * get_num_groups(0) + m;
     const int windows = block_count[index_row];
@@ -56,11 +60,10 @@ void vertical_slash_attention(__global const in_t* q, __global const in_t* k, __
 }
 
 __kernel __attribute__((reqd_work_group_size(ATTENTION_THREADS, 1, 1)))
-void block_sparse_attention(__global const in_t* q, __global const in_t* k, __global const in_t* v,
-                            __global out_t* o, __global const int* slots,
+void block_sparse_attention(ATTENTION_TENSORS, __global const int* slots,
                             __global const int* selected, __global const int* selected_counts,
-                            int selected_stride, int blocks_per_head, int n, int heads_q,
-                            int heads_kv, float scale_log2) {
+                            int selected_stride, int blocks_per_head, int n_q, int n_k,
+                            int first_block, int heads_q, int heads_kv, float scale_log2) {
     SPARSE_PROLOGUE
     const size_t index_row = (size_t)slot * blocks_per_head + m;
     const int count = selected_counts[index_row];

@@ -16,7 +16,10 @@
  * each slot (ascending), rows slots..2*slots-1 the slash offsets (ascending; walked backwards),
  * with their counts. Output per slot: block_count [R], block_offset [R, nnz_s],
  * column_count [R], column_index [R, nnz_v], covered_pairs [R] (causal (i, j) pairs the kernel
- * covers, for the density report). One work-item per (row block, slot): global (R, slots).
+ * covers, for the density report, counting only query positions >= first_row). Row block m of
+ * the launch is block first_block + m of the n key positions: all ceil(n / 64) blocks in
+ * prefill, the chunk's blocks in a chunked prefill (first_row = Nk - Nq, first_block =
+ * first_row / 64). One work-item per (row block, slot): global (R, slots).
  */
 #include "attention_common.h"
 #define ROW_BLOCK 64
@@ -44,16 +47,17 @@ INLINE void emit_range(int lo, int hi, __global int* offsets, int* count, int ca
 }
 
 __kernel void vs_convert_indexes(__global const int* selected, __global const int* selected_counts,
-                                 int selected_stride, int slot_count, int n,
+                                 int selected_stride, int slot_count, int n, int first_row,
                                  __global int* block_count, __global int* block_offset, int nnz_s,
                                  __global int* column_count, __global int* column_index, int nnz_v,
                                  __global long* covered_pairs) {
+    const int first_block = first_row / ROW_BLOCK;
     const int m = get_global_id(0);
     const int slot = get_global_id(1);
-    const int rows = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+    const int rows = (n + ROW_BLOCK - 1) / ROW_BLOCK - first_block;
     if (m >= rows || slot >= slot_count) return;
-    const int start = m * ROW_BLOCK, end = start + ROW_BLOCK;
-    const int row_end = min(end, n);
+    const int start = (first_block + m) * ROW_BLOCK, end = start + ROW_BLOCK;
+    const int row_begin = max(start, first_row), row_end = min(end, n);
     __global const int* verticals = selected + (size_t)slot * selected_stride;
     __global const int* offsets = selected + (size_t)(slot_count + slot) * selected_stride;
     const int n_v = selected_counts[slot];
@@ -77,12 +81,12 @@ __kernel void vs_convert_indexes(__global const int* selected, __global const in
                 vertical = v < n_v ? verticals[v++] : end + ROW_BLOCK;
             } else {
                 if (s < 0) {
-                    emit_range(lo, hi, blocks, &blocks_stored, nnz_s, start, row_end, n, &pairs);
+                    emit_range(lo, hi, blocks, &blocks_stored, nnz_s, row_begin, row_end, n, &pairs);
                     break;
                 }
                 e = max(end - offsets[s--], ROW_BLOCK);
                 if (e > hi + ROW_BLOCK) {
-                    emit_range(lo, hi, blocks, &blocks_stored, nnz_s, start, row_end, n, &pairs);
+                    emit_range(lo, hi, blocks, &blocks_stored, nnz_s, row_begin, row_end, n, &pairs);
                     lo = e - ROW_BLOCK;
                     hi = e;
                 } else if (e > hi) {
@@ -92,7 +96,7 @@ __kernel void vs_convert_indexes(__global const int* selected, __global const in
         }
     }
     /* every stored column is left of the row block: all its rows see it */
-    pairs += (long)columns_stored * (row_end - start);
+    pairs += (long)columns_stored * (row_end - row_begin);
     block_count[row] = blocks_stored;
     column_count[row] = columns_stored;
     covered_pairs[row] = pairs;

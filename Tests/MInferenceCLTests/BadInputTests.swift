@@ -124,11 +124,13 @@ struct BadInputTests {
         }
     }
 
-    @Test("Sparse patterns need causal prefill")
+    @Test("Sparse patterns need causal prefill or a chunk of one")
     func sparseNeedsCausalPrefill() throws {
         let chunk = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 9, keyLength: 20, headDim: 64, inputDType: .f32)
-        #expect(throws: AttentionError.unsupported("head 0: a-shape needs Nq == Nk (prefill); got Nq 9, Nk 20")) {
-            try LayerPlan.uniform(.aShape(sink: 4, window: 8), heads: 2).validate(for: chunk)
+        try LayerPlan.uniform(.aShape(sink: 4, window: 8), heads: 2).validate(for: chunk)
+        let overhang = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 21, keyLength: 20, headDim: 64, inputDType: .f32)
+        #expect(throws: AttentionError.unsupported("head 0: a-shape needs Nq <= Nk (a prefill or a chunk of one, queries at the end); got Nq 21, Nk 20")) {
+            try LayerPlan.uniform(.aShape(sink: 4, window: 8), heads: 2).validate(for: overhang)
         }
         let full = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 9, keyLength: 9, headDim: 64, inputDType: .f32, causal: false)
         #expect(throws: AttentionError.unsupported("head 1: vertical-slash is defined for causal attention only")) {

@@ -1,33 +1,83 @@
+import COpenCL
+
 /// A whole layer with per-head patterns: heads are grouped by pattern kind, and each group runs
 /// its estimation, index building and kernel as single launches over all of its heads.
 extension AttentionEngine {
-    /// Runs `plan` (one pattern per query head) over device tensors into `output`; waits for it.
-    /// With a `workspace`, the call's own buffers (head lists, estimation, selections, index lists)
-    /// come from it, so repeated calls allocate nothing after the first at the largest size.
+    /// Enqueues `plan` (one pattern per query head) over device tensors into `output` on the
+    /// context's queue and returns without waiting: the estimation, top-k, index conversion and
+    /// kernels of every pattern group, behind whatever the queue already holds and behind
+    /// `events`. Returns the event of the last command (the queue is flushed, so the work starts).
+    ///
+    /// No host synchronisation happens inside: every size is decided on the host from the problem
+    /// and the plan, and small host data (head lists, budgets) is written without waiting. The
+    /// layer's report (covered pairs, per-phase times, indices) is `run`'s; `enqueue` gives none.
+    ///
+    /// - Parameters:
+    ///   - problem: shapes, dtypes, causal mask and scale. `Nq < Nk` is a chunk of a prefill:
+    ///     query i at position `Nk - Nq + i` (see `LayerPlan` for what each pattern computes there).
+    ///   - q: `[B, Hq, Nq, d]` (or `[Hq, Nq, d]`); k, v: `[B, Hkv, Nk, d]`; output like q, in the
+    ///     problem's output dtype. Any layout `DeviceTensor` allows, in this engine's context.
+    ///   - plan: one pattern per query head.
+    ///   - options: dense fallback (default: below the device profile's measured length), estimation
+    ///     backend; `collectIndices` is ignored here (use `run`).
+    ///   - workspace: buffers reused across calls (nil: fresh buffers, released when the queue is
+    ///     done with them).
+    ///   - events: commands the layer must wait for (e.g. the caller's writes of q, k, v).
+    /// - Throws: `AttentionError` for tensors that do not fit the problem or the engine, a plan that
+    ///   does not fit the problem; `DeviceMemoryError` before anything is allocated when memory is
+    ///   short; `OpenCLError`, `ProgramBuildError` when an OpenCL call or a kernel build fails.
+    @discardableResult
+    public func enqueue(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+                        plan: LayerPlan, options: SparseOptions = SparseOptions(), workspace: Workspace? = nil,
+                        waitingFor events: [CommandEvent] = []) throws -> CommandEvent {
+        let encoded = try withScratch(workspace) {
+            try encode(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options, waitingFor: events, scratch: $0)
+        }
+        try check(clFlush(context.queue), "clFlush", device: context.device.info.name)
+        return encoded.last
+    }
+
+    /// Runs `plan` (one pattern per query head) over device tensors into `output`, as `enqueue`
+    /// does, then waits for it and returns the layer's report: per pattern kind the device time of
+    /// each phase, per head the pattern that ran and the pairs it covered, and (with
+    /// `options.collectIndices`) the index lists. With a `workspace`, the call's own buffers come
+    /// from it, so repeated calls allocate nothing after the first at the largest size.
+    /// Throws as `enqueue` does.
     public func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                     plan: LayerPlan, options: SparseOptions = SparseOptions(), workspace: Workspace? = nil) throws -> LayerResult {
         try withScratch(workspace) {
-            try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options, scratch: $0)
+            let encoded = try encode(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options,
+                                     waitingFor: [], scratch: $0)
+            return try encoded.report(collectIndices: options.collectIndices)
         }
     }
 
-    func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-             plan: LayerPlan, options: SparseOptions, scratch: Scratch) throws -> LayerResult {
-        try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
+    /// The patterns each query head runs: its own, dense for a decode step (Nq = 1 < Nk), and dense below
+    /// the device's measured key length with the automatic fallback.
+    func executedPatterns(problem: AttentionProblem, plan: LayerPlan, options: SparseOptions,
+                          profile: DeviceProfile) -> [HeadPattern] {
+        plan.heads.map { pattern in
+            guard pattern.kind != .dense else { return pattern }
+            if problem.queryLength == 1 && problem.keyLength > 1 { return .dense }
+            if options.denseFallback == .automatic, problem.keyLength < profile.denseThreshold(pattern.kind) { return .dense }
+            return pattern
+        }
+    }
+
+    /// Enqueues every pattern group of the layer; waits for nothing.
+    func encode(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+                plan: LayerPlan, options: SparseOptions, waitingFor events: [CommandEvent], scratch: Scratch) throws -> EncodedLayer {
         try plan.validate(for: problem)
+        let tensors = try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
         try checkDeviceMemory(problem: problem, plan: plan, options: options)
         let profile = DeviceProfile.profile(for: context.device.info)
         let config = self.config(for: problem)
-        let n = problem.queryLength
-
-        // What each query head runs: its pattern, or dense below the device's threshold.
-        let executed: [HeadPattern] = plan.heads.map { pattern in
-            if options.denseFallback == .automatic, pattern.kind != .dense, n < profile.denseThreshold(pattern.kind) {
-                return .dense
-            }
-            return pattern
+        let executed = executedPatterns(problem: problem, plan: plan, options: options, profile: profile)
+        var encoded = EncodedLayer(problem: problem, plan: plan, executed: executed, profile: profile.source)
+        if !events.isEmpty {
+            // Behind a marker on the caller's events, every later command of the in-order queue waits.
+            encoded.last = try context.marker(waitingFor: events, label: "wait for the caller's events")
         }
-        var result = LayerResult(problem: problem, plan: plan, executed: executed, profile: profile.source)
         let slotsOf: (HeadPattern.Kind) -> [(slot: Int32, head: Int)] = { kind in
             (0..<problem.batch).flatMap { b in
                 executed.indices.filter { executed[$0].kind == kind }.map { (Int32(b * problem.headsQ + $0), $0) }
@@ -37,12 +87,10 @@ extension AttentionEngine {
         let dense = slotsOf(.dense)
         if !dense.isEmpty {
             let slotBuffer = try scratch.copying(dense.map(\.slot), "dense slots")
-            let event = try DenseAttentionKernel(problem: problem, config: config).enqueue(
-                context: context, q: q.buffer, k: k.buffer, v: v.buffer, o: output.buffer, slots: slotBuffer, slotCount: dense.count)
-            var timing = PhaseTiming()
-            try timing.add(.kernel, event)
-            result.timing[.dense] = timing
-            for (_, head) in dense { result.addPairs(head: head, Int(problem.densePairs)) }
+            var events = PhaseEvents()
+            events.add(.kernel, try DenseAttentionKernel(problem: problem, config: config).enqueue(
+                context: context, tensors: tensors, slots: slotBuffer, slotCount: dense.count))
+            encoded.add(.dense, events)
         }
 
         let aShape = slotsOf(.aShape)
@@ -52,38 +100,28 @@ extension AttentionEngine {
                 return (sink, window)
             }
             let slotBuffer = try scratch.copying(aShape.map(\.slot), "a-shape slots")
-            var timing = PhaseTiming()
+            var events = PhaseEvents()
             try AShapeKernel(context: context, problem: problem, config: config, slots: aShape.map(\.slot), budgets: budgets,
                              workspace: scratch.workspace)
-                .run(q: q.buffer, k: k.buffer, v: v.buffer, output: output.buffer, slotBuffer: slotBuffer, timing: &timing)
-            result.timing[.aShape] = timing
-            for (entry, budget) in zip(aShape, budgets) {
-                result.addPairs(head: entry.head, AShapeKernel.coveredPairs(length: n, sink: min(budget.sink, n), window: min(budget.window, n)))
-            }
+                .run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
+            encoded.add(.aShape, events)
+            encoded.aShape = zip(aShape, budgets).map { ($0.head, $1.sink, $1.window) }
         }
 
         let verticalSlash = slotsOf(.verticalSlash)
         if !verticalSlash.isEmpty {
             let budgets = verticalSlash.map { entry -> (vertical: Int, slash: Int) in
                 guard case .verticalSlash(let vertical, let slash) = executed[entry.head] else { fatalError("grouped by kind") }
-                return VerticalSlashPipeline.clamp(vertical: vertical, slash: slash, length: n)
+                return VerticalSlashPipeline.clamp(vertical: vertical, slash: slash, length: problem.keyLength)
             }
             let slotBuffer = try scratch.copying(verticalSlash.map(\.slot), "vertical-slash slots")
             let pipeline = VerticalSlashPipeline(context: context, problem: problem, config: config, slots: verticalSlash.map(\.slot),
                                                  budgets: budgets, estimation: options.estimation ?? profile.estimation,
                                                  workspace: scratch.workspace)
-            var timing = PhaseTiming()
-            let indices = try pipeline.run(q: q.buffer, k: k.buffer, v: v.buffer, output: output.buffer, slotBuffer: slotBuffer,
-                                           timing: &timing)
-            result.timing[.verticalSlash] = timing
-            let pairs = try indices.coveredPairs.read(as: Int64.self, count: verticalSlash.count * pipeline.rowBlocks)
-            for (s, entry) in verticalSlash.enumerated() {
-                let rows = pipeline.rowBlocks
-                result.addPairs(head: entry.head, Int(pairs[(s * rows)..<((s + 1) * rows)].reduce(0, +)))
-            }
-            if options.collectIndices {
-                result.indices.verticalSlash = try VerticalSlashHeadIndices.download(indices, pipeline: pipeline, heads: verticalSlash.map(\.slot))
-            }
+            var events = PhaseEvents()
+            let indices = try pipeline.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
+            encoded.add(.verticalSlash, events)
+            encoded.verticalSlash = (pipeline, indices, verticalSlash.map(\.head))
         }
 
         let blockSparse = slotsOf(.blockSparse)
@@ -96,19 +134,17 @@ extension AttentionEngine {
             let pipeline = BlockSparsePipeline(context: context, problem: problem, config: config, slots: blockSparse.map(\.slot),
                                                blocks: blocks, scoring: options.estimation ?? profile.blockScores,
                                                workspace: scratch.workspace)
-            var timing = PhaseTiming()
-            let selection = try pipeline.run(q: q.buffer, k: k.buffer, v: v.buffer, output: output.buffer, slotBuffer: slotBuffer,
-                                             timing: &timing)
-            result.timing[.blockSparse] = timing
-            let heads = try BlockSparseHeadIndices.download(selection, pipeline: pipeline, heads: blockSparse.map(\.slot))
-            for (entry, index) in zip(blockSparse, heads) { result.addPairs(head: entry.head, index.coveredPairs(length: n)) }
-            if options.collectIndices { result.indices.blockSparse = heads }
+            var events = PhaseEvents()
+            let selection = try pipeline.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
+            encoded.add(.blockSparse, events)
+            encoded.blockSparse = (pipeline, selection, blockSparse.map(\.head))
         }
-        return result
+        return encoded
     }
 
     /// Runs `plan` on host tensors; returns the output and the layer's report. `checkFinite` as
-    /// in `dense(q:k:v:)`: on by default.
+    /// in `dense(q:k:v:)`: on by default. q is `[B, Hq, Nq, d]`, k and v `[B, Hkv, Nk, d]`
+    /// (`Nq < Nk`: a chunk, queries at the end).
     public func run(q: Tensor, k: Tensor, v: Tensor, plan: LayerPlan, scale: Float? = nil, outputDType: DType? = nil,
                     options: SparseOptions = SparseOptions(), checkFinite: Bool = true) throws -> (output: Tensor, report: LayerResult) {
         let problem = try Self.problem(q: q, k: k, v: v, causal: true, scale: scale, outputDType: outputDType)
@@ -124,12 +160,73 @@ extension AttentionEngine {
     }
 }
 
+/// A layer's enqueued commands and the device buffers its report reads once they are done.
+struct EncodedLayer {
+    let problem: AttentionProblem
+    let plan: LayerPlan
+    let executed: [HeadPattern]
+    let profile: String
+    var events: [HeadPattern.Kind: PhaseEvents] = [:]
+    var last: CommandEvent!
+    var aShape: [(head: Int, sink: Int, window: Int)] = []
+    var verticalSlash: (pipeline: VerticalSlashPipeline, indices: VerticalSlashPipeline.Indices, heads: [Int])?
+    var blockSparse: (pipeline: BlockSparsePipeline, selection: TopKKernel.Selection, heads: [Int])?
+
+    init(problem: AttentionProblem, plan: LayerPlan, executed: [HeadPattern], profile: String) {
+        self.problem = problem
+        self.plan = plan
+        self.executed = executed
+        self.profile = profile
+    }
+
+    mutating func add(_ kind: HeadPattern.Kind, _ phases: PhaseEvents) {
+        events[kind] = phases
+        if let event = phases.last { last = event }
+    }
+
+    /// Waits for the layer and reads its report (covered pairs, times, and the index lists when
+    /// asked for).
+    func report(collectIndices: Bool) throws -> LayerResult {
+        var result = LayerResult(problem: problem, plan: plan, executed: executed, profile: profile)
+        for (kind, phases) in events { result.timing[kind] = try PhaseTiming(waitingFor: phases) }
+        let shift = problem.keyLength - problem.queryLength
+        let positions = shift..<problem.keyLength
+        for head in executed.indices where executed[head].kind == .dense {
+            result.addPairs(head: head, Int(problem.densePairs) * problem.batch)
+        }
+        for entry in aShape {
+            let n = problem.keyLength
+            result.addPairs(head: entry.head, AShapeKernel.coveredPairs(positions: positions, sink: min(entry.sink, n),
+                                                                        window: min(entry.window, n)))
+        }
+        if let (pipeline, indices, heads) = verticalSlash {
+            let rows = pipeline.rowBlocks
+            let pairs = try indices.coveredPairs.read(as: Int64.self, count: heads.count * rows)
+            for (s, head) in heads.enumerated() {
+                result.addPairs(head: head, Int(pairs[(s * rows)..<((s + 1) * rows)].reduce(0, +)))
+            }
+            if collectIndices {
+                result.indices.verticalSlash = try VerticalSlashHeadIndices.download(indices, pipeline: pipeline, heads: pipeline.slots)
+            }
+        }
+        if let (pipeline, selection, heads) = blockSparse {
+            let lists = try BlockSparseHeadIndices.download(selection, pipeline: pipeline, heads: pipeline.slots)
+            for (head, index) in zip(heads, lists) {
+                result.addPairs(head: head, index.coveredPairs(length: problem.keyLength, first: shift))
+            }
+            if collectIndices { result.indices.blockSparse = lists }
+        }
+        return result
+    }
+}
+
 /// What a layer run did: per pattern kind the device time of each phase, per query head the
 /// pattern that ran and the share of the causal attention its kernel covered.
 public struct LayerResult: Sendable {
     public let problem: AttentionProblem
     public let plan: LayerPlan
-    /// The pattern each query head ran (dense where the device profile's fallback applied).
+    /// The pattern each query head ran (dense where the device profile's fallback applied, and
+    /// for a decode step, Nq = 1).
     public let executed: [HeadPattern]
     /// The device profile row that decided fallbacks.
     public let profile: String
@@ -148,7 +245,8 @@ public struct LayerResult: Sendable {
 
     mutating func addPairs(head: Int, _ pairs: Int) { coveredPairs[head] += pairs }
 
-    /// Fraction of the N(N+1)/2 causal pairs (per batch entry) that head's kernel covered.
+    /// Fraction of the causal pairs of the problem (`AttentionProblem.densePairs` per batch entry:
+    /// N(N+1)/2 in prefill, the chunk's trapezoid for Nq < Nk) that head's kernel covered.
     public func density(head: Int) -> Double {
         coveredPairs[head] == 0 ? 0 : Double(coveredPairs[head]) / (problem.densePairs * Double(problem.batch))
     }

@@ -64,16 +64,14 @@ public final class AttentionEngine: Sendable {
 
     func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                scratch: Scratch) throws -> PhaseTiming {
-        try Self.checkBuffers(problem: problem, q: q, k: k, v: v, output: output)
+        let tensors = try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
         try checkDeviceMemory(problem: problem, plan: nil)
         let kernel = DenseAttentionKernel(problem: problem, config: config(for: problem))
         let heads = problem.batch * problem.headsQ
         let slots = try scratch.copying((0..<heads).map { Int32($0) }, "heads")
-        let event = try kernel.enqueue(context: context, q: q.buffer, k: k.buffer, v: v.buffer, o: output.buffer,
-                                       slots: slots, slotCount: heads)
-        var timing = PhaseTiming()
-        try timing.add(.kernel, event)
-        return timing
+        var events = PhaseEvents()
+        events.add(.kernel, try kernel.enqueue(context: context, tensors: tensors, slots: slots, slotCount: heads))
+        return try PhaseTiming(waitingFor: events)
     }
 
     /// Throws `AttentionError.nonFinite` for the first NaN or infinity in q, then k, then v.
@@ -92,19 +90,50 @@ public final class AttentionEngine: Sendable {
                                     causal: causal, scale: scale)
     }
 
-    /// Device tensors must have the problem's logical shape, `[B, H, N, d]` (or `[H, N, d]` when B is
-    /// 1), and dtype: equal element counts are not enough (a `[N, H, d]` tensor would be read as
-    /// `[H, N, d]`).
-    static func checkBuffers(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws {
-        for (name, t, shape, dtype) in [("q", q, problem.queryShape, problem.inputDType), ("k", k, problem.keyShape, problem.inputDType),
-                                        ("v", v, problem.keyShape, problem.inputDType), ("output", output, problem.queryShape, problem.outputDType)] {
+    /// Checks device tensors against the problem and this engine; returns them as the kernels
+    /// take them. Each must have the problem's logical shape, `[B, H, N, d]` (or `[H, N, d]` when B
+    /// is 1), and dtype: equal element counts are not enough (a `[N, H, d]` tensor would be read
+    /// as `[H, N, d]`); its buffer must be in this engine's OpenCL context; its offset and strides
+    /// multiples of 8 elements (every row 16-byte aligned); the output must not overlap itself or
+    /// an input.
+    func checkTensors(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
+                      output: DeviceTensor) throws -> LayerTensors {
+        let all = [("q", q, problem.queryShape, problem.inputDType), ("k", k, problem.keyShape, problem.inputDType),
+                   ("v", v, problem.keyShape, problem.inputDType), ("output", output, problem.queryShape, problem.outputDType)]
+        for (name, t, shape, dtype) in all {
             guard t.shape == shape || (problem.batch == 1 && t.shape == Array(shape.dropFirst())) else {
                 throw AttentionError.shape("\(name) has shape \(t.shape); the problem needs \(shape)"
                                            + (problem.batch == 1 ? " or \(Array(shape.dropFirst()))" : "") + " ([B, H, N, d])")
             }
             guard t.dtype == dtype else { throw AttentionError.dtype("\(name) is \(t.dtype); the problem needs \(dtype)") }
+            guard t.buffer.clContext == context.context else {
+                throw AttentionError.invalidArgument("\(name)'s buffer belongs to another OpenCL context than the engine's")
+            }
+            guard t.layout.isAligned else {
+                throw AttentionError.invalidArgument(
+                    "\(name)'s offset \(t.offset) and strides \(t.strides) must be multiples of 8 elements (rows 16-byte aligned)")
+            }
         }
+        guard output.isNonOverlapping else {
+            throw AttentionError.invalidArgument("the output's strides \(output.strides) make elements overlap")
+        }
+        for (name, input) in [("q", q), ("k", k), ("v", v)] where input.buffer.mem == output.buffer.mem && input.span.overlaps(output.span) {
+            throw AttentionError.invalidArgument("the output overlaps \(name) in the same buffer")
+        }
+        return LayerTensors(q: q, k: k, v: v, output: output)
     }
+}
+
+/// The commands of a call per phase, in enqueue order; nothing is waited for until a
+/// `PhaseTiming` is made of them.
+struct PhaseEvents {
+    private(set) var entries: [(phase: PhaseTiming.Phase, event: CommandEvent)] = []
+
+    mutating func add(_ phase: PhaseTiming.Phase, _ event: CommandEvent) { entries.append((phase, event)) }
+    mutating func add(_ phase: PhaseTiming.Phase, _ events: [CommandEvent]) { for e in events { add(phase, e) } }
+
+    /// The last command enqueued.
+    var last: CommandEvent? { entries.last?.event }
 }
 
 /// The output of an attention call with what it cost.
@@ -127,6 +156,11 @@ public struct PhaseTiming: Sendable, Equatable {
     public private(set) var isAvailable = true
 
     public init() {}
+
+    /// Waits for every command of `events` and sums their device time per phase.
+    init(waitingFor events: PhaseEvents) throws {
+        for (phase, event) in events.entries { try add(phase, event) }
+    }
 
     /// Waits for `event` and adds its device time to `phase` (nothing, and `isAvailable` false,
     /// on a queue without profiling).

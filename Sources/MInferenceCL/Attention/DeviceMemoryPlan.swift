@@ -28,11 +28,13 @@ public struct DeviceMemoryPlan: Sendable, Hashable {
 
         let heads = plan?.heads ?? Array(repeating: .dense, count: p.headsQ)
         let profile = DeviceProfile.profile(for: info)
-        let n = p.queryLength, d = p.headDim
+        // Estimation and index buffers scale with the key length (the whole prompt for a chunk).
+        let n = p.keyLength, d = p.headDim
         var groups: [Int] = []
         func count(_ kind: HeadPattern.Kind) -> Int {
             let executed = heads.map { pattern -> HeadPattern.Kind in
-                options.denseFallback == .automatic && pattern.kind != .dense && n < profile.denseThreshold(pattern.kind) ? .dense : pattern.kind
+                guard pattern.kind != .dense, p.queryLength > 1 || p.keyLength == 1 else { return .dense }
+                return options.denseFallback == .automatic && n < profile.denseThreshold(pattern.kind) ? .dense : pattern.kind
             }
             return p.batch * executed.count(where: { $0 == kind })
         }
@@ -41,7 +43,7 @@ public struct DeviceMemoryPlan: Sendable, Hashable {
 
         let vs = count(.verticalSlash)
         if vs > 0 {
-            let lastRows = min(VerticalSlashPipeline.lastQueries, n)
+            let lastRows = min(VerticalSlashPipeline.lastQueries, p.queryLength)
             let budgets = heads.compactMap { pattern -> (Int, Int)? in
                 guard case .verticalSlash(let v, let s) = pattern else { return nil }
                 return VerticalSlashPipeline.clamp(vertical: v, slash: s, length: n)

@@ -57,10 +57,11 @@ struct Scratch {
         return try workspace.buffer(role, byteCount: byteCount)
     }
 
-    /// `array` copied into the buffer of `role`.
-    func copying<T>(_ array: [T], _ role: String) throws -> DeviceBuffer {
+    /// `array` copied into the buffer of `role` by a write enqueued before the commands that read
+    /// it (the host does not wait for it).
+    func copying<T: BitwiseCopyable>(_ array: [T], _ role: String) throws -> DeviceBuffer {
         let buffer = try self.buffer(role, byteCount: array.count * MemoryLayout<T>.stride)
-        try array.withUnsafeBytes { try buffer.write($0) }
+        if !array.isEmpty { try buffer.enqueueWrite(array) }
         return buffer
     }
 }

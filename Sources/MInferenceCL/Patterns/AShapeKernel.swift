@@ -12,28 +12,31 @@ struct AShapeKernel {
     var workspace: Workspace? = nil
     var scratch: Scratch { Scratch(context: context, workspace: workspace) }
 
-    func run(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, output: DeviceBuffer, slotBuffer: DeviceBuffer,
-             timing: inout PhaseTiming) throws {
-        let n = problem.queryLength
+    func run(tensors: LayerTensors, slotBuffer: DeviceBuffer, events: inout PhaseEvents) throws {
+        let n = problem.keyLength
         let program = try context.program(
             KernelSource.named("a_shape_attention.cl"),
             options: config.buildOptions(problem: problem))
-        // Budgets above N are clamped (they change nothing past N); Int32 arguments stay exact.
+        // Budgets above Nk are clamped (they change nothing past Nk); Int32 arguments stay exact.
         let sinks = try scratch.copying(budgets.map { Int32(min($0.sink, n)) }, "sinks")
         let windows = try scratch.copying(budgets.map { Int32(min($0.window, n)) }, "windows")
-        let rowBlocks = (n + config.queryTile - 1) / config.queryTile
-        let event = try context.launch(
+        let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
+        events.add(.kernel, try context.launch(
             program, "a_shape_attention", global: [rowBlocks * config.threads, slots.count], local: [config.threads, 1],
-            [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer), .buffer(sinks), .buffer(windows),
-             .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)])
-        try timing.add(.kernel, event)
+            tensors.arguments + [.buffer(slotBuffer), .buffer(sinks), .buffer(windows),
+             .int(problem.queryLength), .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
     }
 
-    /// Causal pairs an A-shape head covers: per query i, min(i + 1, window) window keys plus the
-    /// sink keys left of the window.
+    /// Causal pairs an A-shape head covers: per query position i in `positions`, min(i + 1, window)
+    /// window keys plus the sink keys left of the window.
     static func coveredPairs(length n: Int, sink: Int, window: Int) -> Int {
+        coveredPairs(positions: 0..<n, sink: sink, window: window)
+    }
+
+    /// The same over the query positions of a chunk.
+    static func coveredPairs(positions: Range<Int>, sink: Int, window: Int) -> Int {
         var pairs = 0
-        for i in 0..<n {
+        for i in positions {
             pairs += min(i + 1, window) + max(0, min(sink, i - window + 1))
         }
         return pairs

@@ -13,7 +13,10 @@ public struct VerticalSlashHeadIndices: Sendable {
     public var verticals: [Int32]
     /// Selected diagonal offsets (i - j), descending as upstream's kernel takes them.
     public var slashOffsets: [Int32]
+    /// Row blocks listed: the 64-position blocks from `firstRowBlock` (0 in prefill; the block of
+    /// the chunk's first query in a chunked prefill) to the last key.
     public var rowBlocks: Int
+    public var firstRowBlock: Int = 0
     /// [rowBlocks]; block_offset is [rowBlocks, nnzS] (key starts of 64-key windows).
     public var blockCount: [Int32]
     public var blockOffset: [Int32]
@@ -47,7 +50,7 @@ public struct VerticalSlashHeadIndices: Sendable {
                 for e in 0..<Int(columnCount[row]) { headColumns[r * nnzV + e] = columnIndex[row * indices.nnzV + e] }
             }
             return VerticalSlashHeadIndices(
-                head: Int(heads[slot]), verticals: verticals, slashOffsets: offsets, rowBlocks: rows,
+                head: Int(heads[slot]), verticals: verticals, slashOffsets: offsets, rowBlocks: rows, firstRowBlock: pipeline.firstRowBlock,
                 blockCount: Array(blockCount[(slot * rows)..<((slot + 1) * rows)]), blockOffset: headOffsets, nnzS: nnzS,
                 columnCount: Array(columnCount[(slot * rows)..<((slot + 1) * rows)]), columnIndex: headColumns, nnzV: nnzV)
         }
@@ -57,19 +60,23 @@ public struct VerticalSlashHeadIndices: Sendable {
 /// One block-sparse head's selected key blocks per query block.
 public struct BlockSparseHeadIndices: Sendable {
     public var head: Int
-    /// Per query block m < ceil(N / 64), the key blocks visited, ascending.
+    /// Per query block firstQueryBlock + m < ceil(Nk / 64), the key blocks visited, ascending.
     public var selected: [[Int32]]
+    /// The 64-position block of the first query: 0 in prefill, (Nk - Nq) / 64 for a chunk.
+    public var firstQueryBlock: Int = 0
 
-    /// (query block, key block) pairs, sorted.
+    /// (query block, key block) pairs, sorted; query blocks are positions / 64.
     public var pairs: [(queryBlock: Int32, keyBlock: Int32)] {
-        selected.enumerated().flatMap { m, blocks in blocks.map { (Int32(m), $0) } }
+        selected.enumerated().flatMap { m, blocks in blocks.map { (Int32(firstQueryBlock + m), $0) } }
     }
 
-    /// Causal pairs the kernel covers with these blocks.
-    func coveredPairs(length n: Int) -> Int {
+    /// Causal pairs the kernel covers with these blocks for the query positions from `first`
+    /// (0 in prefill, Nk - Nq for a chunk) to the key length n.
+    func coveredPairs(length n: Int, first: Int = 0) -> Int {
         var total = 0
-        for (m, blocks) in selected.enumerated() where m * 64 < n {
-            let rowBegin = m * 64, rowEnd = min(rowBegin + 64, n)
+        for (i, blocks) in selected.enumerated() where (firstQueryBlock + i) * 64 < n {
+            let m = firstQueryBlock + i
+            let rowBegin = max(m * 64, first), rowEnd = min(m * 64 + 64, n)
             for b in blocks {
                 let lo = Int(b) * 64
                 total += causalPairs(rows: rowBegin..<rowEnd, keys: lo..<min(lo + 64, n))
@@ -79,15 +86,15 @@ public struct BlockSparseHeadIndices: Sendable {
     }
 
     static func download(_ selection: TopKKernel.Selection, pipeline: BlockSparsePipeline, heads: [Int32]) throws -> [BlockSparseHeadIndices] {
-        let nb = pipeline.paddedBlocks, s = heads.count
-        let all = try selection.indices.read(as: Int32.self, count: s * nb * selection.stride)
-        let counts = try selection.counts.read(as: Int32.self, count: s * nb)
+        let qb = pipeline.queryBlocks, s = heads.count
+        let all = try selection.indices.read(as: Int32.self, count: s * qb * selection.stride)
+        let counts = try selection.counts.read(as: Int32.self, count: s * qb)
         // Upstream's extra padding block holds no query rows: it is not reported.
         return (0..<s).map { slot in
             BlockSparseHeadIndices(head: Int(heads[slot]), selected: (0..<pipeline.rowBlocks).map { m in
-                let row = slot * nb + m
+                let row = slot * qb + m
                 return Array(all[(row * selection.stride)..<(row * selection.stride + Int(counts[row]))])
-            })
+            }, firstQueryBlock: pipeline.firstQueryBlock)
         }
     }
 }

@@ -11,7 +11,16 @@ public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Checks the plan against the problem: one pattern per query head, valid budgets, and the
-    /// prefill shape the sparse patterns are defined for. Throws `AttentionError`.
+    /// shapes the sparse patterns are defined for: causal, with Nq = Nk (prefill) or Nq < Nk (a
+    /// chunk of a prefill: query i at position Nk - Nq + i). Throws `AttentionError`.
+    ///
+    /// In a chunk each pattern gives the rows that it gives those positions in a prefill of the
+    /// whole Nk-token prompt, where that is defined: A-shape always; vertical-slash when Nq >= 64
+    /// (its estimate reads the last 64 queries, which are the chunk's; row blocks stay aligned to
+    /// absolute positions); block-sparse when Nk - Nq is a multiple of 64 (the pooled query blocks
+    /// are then the prompt's). Otherwise the estimate reads the chunk's own queries: vertical-slash
+    /// with Nq < 64 scores from those Nq queries, and block-sparse pools the first query block over
+    /// the chunk's rows in it. A decode step (Nq = 1) runs dense for every pattern.
     public func validate(for problem: AttentionProblem) throws {
         guard heads.count == problem.headsQ else {
             throw AttentionError.shape("the layer plan has \(heads.count) head patterns; q has \(problem.headsQ) query heads")
@@ -24,8 +33,8 @@ public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
                 guard problem.causal else {
                     throw AttentionError.unsupported("head \(h): \(pattern.kind.rawValue) is defined for causal attention only")
                 }
-                guard problem.queryLength == problem.keyLength else {
-                    throw AttentionError.unsupported("head \(h): \(pattern.kind.rawValue) needs Nq == Nk (prefill); got Nq \(problem.queryLength), Nk \(problem.keyLength)")
+                guard problem.queryLength <= problem.keyLength else {
+                    throw AttentionError.unsupported("head \(h): \(pattern.kind.rawValue) needs Nq <= Nk (a prefill or a chunk of one, queries at the end); got Nq \(problem.queryLength), Nk \(problem.keyLength)")
                 }
             }
         }

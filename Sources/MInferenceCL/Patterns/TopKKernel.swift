@@ -9,9 +9,11 @@ struct TopKKernel {
         var scores: DeviceBuffer
         var stride: Int
         var count: Int
-        /// Length of every row, unless `causal` (then row r has (r % rowsPerGroup) + 1 entries).
+        /// Length of every row, unless `causal` (then row r has causalFirst + (r % rowsPerGroup) + 1
+        /// entries: a chunk's query blocks start at block causalFirst).
         var length: Int
         var causal: Bool
+        var causalFirst = 0
         var rowsPerGroup: Int
         /// k of each group of rowsPerGroup rows (clamped to the row length by the kernel).
         var kOfGroup: [Int32]
@@ -36,7 +38,7 @@ struct TopKKernel {
         let event = try context.launch(
             program, "topk_rows", global: [rows.count * threads], local: [threads],
             [.buffer(rows.scores), .ulong(UInt64(rows.stride)), .int(rows.length), .int(rows.causal ? 1 : 0),
-             .int(rows.rowsPerGroup), .buffer(ks), .buffer(indices), .int(stride), .buffer(counts)])
+             .int(rows.causalFirst), .int(rows.rowsPerGroup), .buffer(ks), .buffer(indices), .int(stride), .buffer(counts)])
         return (Selection(indices: indices, counts: counts, stride: stride), event)
     }
 }

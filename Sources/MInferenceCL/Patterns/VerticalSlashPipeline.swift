@@ -17,9 +17,16 @@ struct VerticalSlashPipeline {
     var workspace: Workspace? = nil
     var scratch: Scratch { Scratch(context: context, workspace: workspace) }
 
-    var n: Int { problem.queryLength }
-    var rowBlocks: Int { (n + Self.rowBlock - 1) / Self.rowBlock }
-    var lastRows: Int { min(Self.lastQueries, n) }
+    /// Key length: the estimate scores n columns and diagonals.
+    var n: Int { problem.keyLength }
+    /// Position of query row 0 (0 in prefill; Nk - Nq for a chunk).
+    var shift: Int { problem.keyLength - problem.queryLength }
+    /// The first 64-position row block holding a query row, and the number of row blocks from it
+    /// to the end: the index lists and the kernel's work-groups (all blocks in prefill).
+    var firstRowBlock: Int { shift / Self.rowBlock }
+    var rowBlocks: Int { (n + Self.rowBlock - 1) / Self.rowBlock - firstRowBlock }
+    /// Queries the estimate reads: the last 64 (of the chunk, which are the prompt's when Nq >= 64).
+    var lastRows: Int { min(Self.lastQueries, problem.queryLength) }
 
     /// Upstream's clamps: V = min(N, max(v, 30)), S = min(N, max(s, 50)).
     static func clamp(vertical: Int, slash: Int, length: Int) -> (vertical: Int, slash: Int) {
@@ -40,18 +47,17 @@ struct VerticalSlashPipeline {
         var coveredPairs: DeviceBuffer
     }
 
-    func run(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, output: DeviceBuffer, slotBuffer: DeviceBuffer,
-             timing: inout PhaseTiming) throws -> Indices {
-        let scores = try estimate(q: q, k: k, slotBuffer: slotBuffer, timing: &timing)
-        let indices = try buildIndices(scores: scores, timing: &timing)
+    func run(tensors: LayerTensors, slotBuffer: DeviceBuffer, events: inout PhaseEvents) throws -> Indices {
+        let scores = try estimate(q: tensors.q, k: tensors.k, slotBuffer: slotBuffer, events: &events)
+        let indices = try buildIndices(scores: scores, events: &events)
         let program = try context.program(KernelSource.named("sparse_attention.cl"), options: attentionOptions)
-        let event = try context.launch(
+        events.add(.kernel, try context.launch(
             program, "vertical_slash_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
-            [.buffer(q), .buffer(k), .buffer(v), .buffer(output), .buffer(slotBuffer),
+            tensors.arguments + [.buffer(slotBuffer),
              .buffer(indices.blockCount), .buffer(indices.blockOffset), .int(indices.nnzS),
              .buffer(indices.columnCount), .buffer(indices.columnIndex), .int(indices.nnzV),
-             .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)])
-        try timing.add(.kernel, event)
+             .int(problem.queryLength), .int(n), .int(firstRowBlock), .int(problem.headsQ), .int(problem.headsKV),
+             .float(problem.scale * Float.log2e)]))
         return indices
     }
 
@@ -60,7 +66,7 @@ struct VerticalSlashPipeline {
     }
 
     /// Column scores then diagonal scores, [2 * slots, n] fp32.
-    func estimate(q: DeviceBuffer, k: DeviceBuffer, slotBuffer: DeviceBuffer, timing: inout PhaseTiming) throws -> DeviceBuffer {
+    func estimate(q: DeviceTensor, k: DeviceTensor, slotBuffer: DeviceBuffer, events phases: inout PhaseEvents) throws -> DeviceBuffer {
         let s = slots.count, d = problem.headDim
         var options = BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "HEAD_DIM": "\(d)"])
         options.defines["OUTPUT_DTYPE"] = "DTYPE_F32"
@@ -71,43 +77,47 @@ struct VerticalSlashPipeline {
         if useFused {
             events.append(try context.launch(
                 program, "vs_logits", global: [n, s], local: [64, 1],
-                [.buffer(q), .buffer(k), .buffer(slotBuffer), .buffer(logits), .int(n), .int(problem.headsQ),
-                 .int(problem.headsKV), .float(problem.scale)]))
+                [.buffer(q.buffer), .layout(q.layout), .buffer(k.buffer), .layout(k.layout), .buffer(slotBuffer), .buffer(logits),
+                 .int(problem.queryLength), .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale)]))
         } else {
             let lastQ = try scratch.buffer("last queries", byteCount: s * lastRows * d * 4)
             events.append(try context.launch(
                 program, "vs_gather_last_queries", global: [lastRows * d, s], local: nil,
-                [.buffer(q), .buffer(slotBuffer), .buffer(lastQ), .int(n), .float(problem.scale)]))
-            var keys = k
-            if problem.inputDType != .f32 {
-                let count = problem.batch * problem.headsKV * n * d
-                keys = try scratch.buffer("keys as fp32", byteCount: count * 4)
-                events.append(try context.launch(program, "widen_to_float", global: [count], local: nil,
-                                                 [.buffer(k), .buffer(keys), .ulong(UInt64(count))]))
-            }
+                [.buffer(q.buffer), .layout(q.layout), .buffer(slotBuffer), .buffer(lastQ), .int(problem.queryLength),
+                 .int(problem.headsQ), .float(problem.scale)]))
+            // CLBlast reads fp32 rows d apart: other keys are widened (and packed) first.
             let kvOf = slots.map { Int(kvHead(ofFlattened: Int($0))) }
+            var keys = k.buffer
+            var keyOffsets = kvOf.map { kv in k.layout.offset + (kv / problem.headsKV) * k.layout.batchStride + (kv % problem.headsKV) * k.layout.headStride }
+            if problem.inputDType != .f32 || k.layout.tokenStride != d {
+                let kvHeads = problem.batch * problem.headsKV
+                keys = try scratch.buffer("keys as fp32", byteCount: kvHeads * n * d * 4)
+                events.append(try context.launch(program, "widen_to_float", global: [d, n, kvHeads], local: nil,
+                                                 [.buffer(k.buffer), .layout(k.layout), .buffer(keys), .int(n), .int(problem.headsKV)]))
+                keyOffsets = kvOf.map { $0 * n * d }
+            }
             events.append(try CLBlastGEMM.multiplyTransposed(
                 context: context, m: lastRows, n: n, k: d,
                 a: lastQ, aOffsets: (0..<s).map { $0 * lastRows * d },
-                b: keys, bOffsets: kvOf.map { $0 * n * d },
+                b: keys, bOffsets: keyOffsets,
                 c: logits, cOffsets: (0..<s).map { $0 * lastRows * n }))
         }
         let rowMax = try scratch.buffer("row max", byteCount: s * lastRows * 4)
         let rowInvSum = try scratch.buffer("row 1/sum", byteCount: s * lastRows * 4)
         events.append(try context.launch(program, "vs_row_stats", global: [256 * lastRows, s], local: [256, 1],
-                                         [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .int(n)]))
+                                         [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .int(lastRows), .int(n)]))
         let scores = try scratch.buffer("vertical/slash scores", byteCount: 2 * s * n * 4)
         events.append(try context.launch(program, "vs_scores", global: [n, s], local: nil,
-                                         [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .buffer(scores), .int(n), .int(s)]))
-        try timing.add(.estimation, events)
+                                         [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .buffer(scores), .int(lastRows), .int(n), .int(s)]))
+        phases.add(.estimation, events)
         return scores
     }
 
-    func buildIndices(scores: DeviceBuffer, timing: inout PhaseTiming) throws -> Indices {
+    func buildIndices(scores: DeviceBuffer, events: inout PhaseEvents) throws -> Indices {
         let s = slots.count
         let ks = budgets.map { Int32($0.vertical) } + budgets.map { Int32($0.slash) }
         let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
-            scores: scores, stride: n, count: 2 * s, length: n, causal: false, rowsPerGroup: 1, kOfGroup: ks),
+            scores: scores, stride: n, count: 2 * s, length: n, causal: false, causalFirst: 0, rowsPerGroup: 1, kOfGroup: ks),
             scratch: scratch, role: "vertical-slash top-k")
         let nnzS = max(1, budgets.map(\.slash).max() ?? 1)
         let nnzV = max(1, budgets.map(\.vertical).max() ?? 1)
@@ -120,10 +130,10 @@ struct VerticalSlashPipeline {
         let program = try context.program(KernelSource.named("vertical_slash_index.cl"), options: BuildOptions())
         let convertEvent = try context.launch(
             program, "vs_convert_indexes", global: [rowBlocks, s], local: nil,
-            [.buffer(selection.indices), .buffer(selection.counts), .int(selection.stride), .int(s), .int(n),
+            [.buffer(selection.indices), .buffer(selection.counts), .int(selection.stride), .int(s), .int(n), .int(shift),
              .buffer(blockCount), .buffer(blockOffset), .int(nnzS), .buffer(columnCount), .buffer(columnIndex), .int(nnzV),
              .buffer(pairs)])
-        try timing.add(.indices, [selectEvent, convertEvent])
+        events.add(.indices, [selectEvent, convertEvent])
         return Indices(selection: selection, blockCount: blockCount, blockOffset: blockOffset, nnzS: nnzS,
                        columnCount: columnCount, columnIndex: columnIndex, nnzV: nnzV, coveredPairs: pairs)
     }

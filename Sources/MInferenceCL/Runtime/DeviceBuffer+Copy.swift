@@ -7,6 +7,7 @@ extension DeviceBuffer {
         guard byteCount > 0 else { return }
         precondition(sourceOffset + byteCount <= source.byteCount && offset + byteCount <= self.byteCount,
                      "device copy past the end of a buffer")
+        let context = try queueContext()
         try check(clEnqueueCopyBuffer(context.queue, source.mem, mem, sourceOffset, offset, byteCount, 0, nil, nil),
                   "clEnqueueCopyBuffer(\(byteCount) bytes)", device: context.device.info.name)
     }

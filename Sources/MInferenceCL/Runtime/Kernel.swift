@@ -1,12 +1,14 @@
 import COpenCL
 
 /// One argument of a kernel launch.
-public enum KernelArgument {
+enum KernelArgument {
     case buffer(DeviceBuffer)
     case int(Int32)
     case uint(UInt32)
     case ulong(UInt64)
     case float(Float)
+    /// A tensor's layout_t (attention_common.h): a ulong4 of offset and batch, head, token strides.
+    case layout(TensorLayout)
     /// Dynamic local memory of this many bytes.
     case local(Int)
 
@@ -48,6 +50,9 @@ final class Kernel {
             case .uint(var v): status = clSetKernelArg(kernel, index, 4, &v)
             case .ulong(var v): status = clSetKernelArg(kernel, index, 8, &v)
             case .float(var v): status = clSetKernelArg(kernel, index, 4, &v)
+            case .layout(let l):
+                var v = SIMD4<UInt64>(UInt64(l.offset), UInt64(l.batchStride), UInt64(l.headStride), UInt64(l.tokenStride))
+                status = clSetKernelArg(kernel, index, 32, &v)
             case .local(let bytes): status = clSetKernelArg(kernel, index, bytes, nil)
             }
             try check(status, "clSetKernelArg(\(name), \(i))", device: program.deviceName)
@@ -55,8 +60,9 @@ final class Kernel {
     }
 }
 
-/// A profiled command (or a span of commands between two events); the single owner of its
-/// `cl_event`.
+/// An enqueued command (or a span of commands between two events), with its `cl_event`: the
+/// result of `AttentionEngine.enqueue`, and what timings are read from. Holds one reference to the
+/// event and releases exactly that.
 public final class CommandEvent: @unchecked Sendable {
     let event: cl_event
     /// For a span: the event that opened it (this one closes it).
@@ -80,11 +86,23 @@ public final class CommandEvent: @unchecked Sendable {
         LiveObjects.counters.events.increment()
     }
 
+    /// Wraps a caller's event, e.g. to pass to `AttentionEngine.enqueue(waitingFor:)`: retains it
+    /// and releases that reference with this object (the caller keeps its own). Throws
+    /// `OpenCLError` when `event` is not a valid event.
+    public convenience init(retaining event: cl_event, label: String = "caller's event") throws {
+        try check(clRetainEvent(event), "clRetainEvent")
+        self.init(event: event, label: label)
+    }
+
+    /// The OpenCL event (valid while this object lives; retain it to keep it longer).
+    public var clEvent: cl_event { event }
+
     deinit {
         clReleaseEvent(event)
         LiveObjects.counters.events.decrement()
     }
 
+    /// Waits until the command has completed. Throws `OpenCLError` when it failed.
     public func wait() throws {
         var e: cl_event? = event
         try check(clWaitForEvents(1, &e), "clWaitForEvents(\(label))")
@@ -125,6 +143,17 @@ public final class CommandEvent: @unchecked Sendable {
 }
 
 extension ComputeContext {
+    /// Enqueues a marker that completes when `events` (none: every command enqueued before it) have.
+    func marker(waitingFor events: [CommandEvent], label: String = "marker") throws -> CommandEvent {
+        let handles: [cl_event?] = events.map { $0.event }
+        var marker: cl_event?
+        let status = handles.withUnsafeBufferPointer {
+            clEnqueueMarkerWithWaitList(queue, cl_uint(handles.count), handles.isEmpty ? nil : $0.baseAddress, &marker)
+        }
+        try check(status, "clEnqueueMarkerWithWaitList(\(handles.count) events)", device: device.info.name)
+        return CommandEvent(event: marker!, label: label)
+    }
+
     /// Enqueues `name` from `program` over `global` work-items in groups of `local`.
     /// Global sizes are rounded up to a multiple of the local size. Returns the profiled event.
     @discardableResult

@@ -59,7 +59,7 @@ public struct PatternSearch: Sendable {
         var probe: VerticalSlashProbe?
         if !verticals.isEmpty {
             progress("vertical-slash estimate")
-            let made = try VerticalSlashProbe(engine: engine, problem: problem, q: q.buffer, k: k.buffer)
+            let made = try VerticalSlashProbe(engine: engine, problem: problem, q: q, k: k)
             probe = made
             progress("vertical-slash budgets (\(levels.count) levels x \(verticals.count) vertical budgets x \(heads) heads)")
             let groups = levels.flatMap { level in
@@ -159,10 +159,10 @@ public struct PatternSearch: Sendable {
         let all = (0..<problem.headsQ).map { Int32($0) }
         let pipeline = BlockSparsePipeline(context: context, problem: problem, config: engine.kernelConfig(for: problem), slots: all,
                                            blocks: all.map { _ in 100 }, scoring: DeviceProfile.profile(for: context.device.info).blockScores)
-        var timing = PhaseTiming()
+        var events = PhaseEvents()
         let slotBuffer = try DeviceBuffer(context: context, copying: all, label: "block-sparse heads")
-        let selection = try pipeline.select(q: q.buffer, k: k.buffer, slotBuffer: slotBuffer, timing: &timing)
-        let values = try recall.recall(blockSparse: all, selection: selection, blocksPerHead: pipeline.paddedBlocks)
+        let selection = try pipeline.select(q: q, k: k, slotBuffer: slotBuffer, events: &events)
+        let values = try recall.recall(blockSparse: all, selection: selection, blocksPerHead: pipeline.queryBlocks)
         let indices = try BlockSparseHeadIndices.download(selection, pipeline: pipeline, heads: all)
         return (0..<problem.headsQ).map { h in
             (h, SearchCandidate(pattern: HeadPattern.defaultBlockSparse, cost: HeadCoverage.blockSparse(indices[h]).cost(length: n),

@@ -34,7 +34,7 @@ final class VerticalSlashProbe {
     var rowBlocks: Int { KernelCost.rowBlocks(length: n) }
 
     /// Runs the estimate of every query head of q and k.
-    init(engine: AttentionEngine, problem: AttentionProblem, q: DeviceBuffer, k: DeviceBuffer) throws {
+    init(engine: AttentionEngine, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor) throws {
         context = engine.context
         self.problem = problem
         config = engine.kernelConfig(for: problem)
@@ -43,9 +43,9 @@ final class VerticalSlashProbe {
         let pipeline = VerticalSlashPipeline(context: context, problem: problem, config: config, slots: all,
                                              budgets: all.map { _ in (vertical: 1, slash: 1) },
                                              estimation: estimation)
-        var timing = PhaseTiming()
+        var events = PhaseEvents()
         let slotBuffer = try DeviceBuffer(context: context, copying: all, label: "probe heads")
-        scores = try pipeline.estimate(q: q, k: k, slotBuffer: slotBuffer, timing: &timing)
+        scores = try pipeline.estimate(q: q, k: k, slotBuffer: slotBuffer, events: &events)
         let allocation = context.device.info.maxAllocationBytes
         chunkBytes = min(256 << 20, allocation > 0 ? allocation / 2 : 256 << 20)
     }
@@ -74,8 +74,8 @@ final class VerticalSlashProbe {
             let pipeline = VerticalSlashPipeline(context: context, problem: problem, config: config,
                                                  slots: variants[chunk].map { Int32($0.head) },
                                                  budgets: variants[chunk].map { ($0.vertical, $0.slash) }, estimation: estimation)
-            var timing = PhaseTiming()
-            let indices = try pipeline.buildIndices(scores: replicated, timing: &timing)
+            var events = PhaseEvents()
+            let indices = try pipeline.buildIndices(scores: replicated, events: &events)
             try body(chunk, pipeline, indices)
             first = last
         }
