@@ -1,7 +1,7 @@
 import COpenCL
 
 /// One argument of a kernel launch.
-public enum KernelArgument {
+enum KernelArgument {
     case buffer(DeviceBuffer)
     case int(Int32)
     case uint(UInt32)
@@ -10,7 +10,7 @@ public enum KernelArgument {
     /// Dynamic local memory of this many bytes.
     case local(Int)
 
-    public static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
+    static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
 }
 
 /// A `cl_kernel` made for one launch (kernel objects are not thread-safe to set up, so each

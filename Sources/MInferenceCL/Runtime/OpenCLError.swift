@@ -7,7 +7,7 @@ public struct OpenCLError: Error, CustomStringConvertible, Sendable, Equatable {
     public let call: String
     public let device: String?
 
-    public init(status: Int32, call: String, device: String? = nil) {
+    package init(status: Int32, call: String, device: String? = nil) {
         self.status = status
         self.call = call
         self.device = device

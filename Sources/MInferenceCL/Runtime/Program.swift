@@ -82,7 +82,7 @@ public struct ProgramBuildError: Error, CustomStringConvertible, Sendable {
     public let log: String
     public let stage: Stage
 
-    public init(file: String, options: String, device: String, status: String, log: String, stage: Stage = .openCLC) {
+    package init(file: String, options: String, device: String, status: String, log: String, stage: Stage = .openCLC) {
         self.file = file
         self.options = options
         self.device = device

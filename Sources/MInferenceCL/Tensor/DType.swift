@@ -37,13 +37,13 @@ public enum DType: String, Sendable, Hashable, CaseIterable, Codable, CustomStri
 }
 
 /// bfloat16 as raw 16-bit words: the high half of an IEEE float, rounded to nearest even.
-public enum BFloat16Bits {
-    public static func fromFloat(_ x: Float) -> UInt16 {
+enum BFloat16Bits {
+    static func fromFloat(_ x: Float) -> UInt16 {
         var u = x.bitPattern
         if x.isNaN { return UInt16(truncatingIfNeeded: u >> 16) | 0x0040 }
         u &+= 0x7fff &+ ((u >> 16) & 1)
         return UInt16(truncatingIfNeeded: u >> 16)
     }
 
-    public static func toFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+    static func toFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 }

@@ -197,7 +197,7 @@ public enum TensorFileError: Error, CustomStringConvertible, Sendable, Equatable
 extension TensorFileError {
     /// A short reason for a failed file operation: the POSIX error text (`No such file or
     /// directory`) instead of the Foundation error's dump.
-    public static func reason(_ error: any Error) -> String {
+    package static func reason(_ error: any Error) -> String {
         var posix = error as? POSIXError
         if posix == nil, let cocoa = error as? CocoaError {
             posix = cocoa.userInfo["NSUnderlyingError"] as? POSIXError
