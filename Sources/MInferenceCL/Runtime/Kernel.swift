@@ -85,6 +85,7 @@ public final class CommandEvent: @unchecked Sendable {
         LiveObjects.counters.events.decrement()
     }
 
+    /// Waits until the command has finished. Throws ``OpenCLError`` when the command failed.
     public func wait() throws {
         var e: cl_event? = event
         try check(clWaitForEvents(1, &e), "clWaitForEvents(\(label))")

@@ -68,8 +68,12 @@ package struct KernelSource: Sendable, Hashable {
     }
 }
 
+/// A kernel file that could not be found: a program was asked for a file that neither the binary
+/// embeds nor the folder of `MINFERENCECL_KERNELS_DIR` holds.
 public enum KernelSourceError: Error, CustomStringConvertible, Sendable {
+    /// `file` is not in `place` (the embedded kernels, or the override folder).
     case missing(file: String, place: String)
+    /// One line naming the file and where it was looked for.
     public var description: String {
         switch self {
         case .missing(let file, let place): "kernel file \(file) not found in \(place)"

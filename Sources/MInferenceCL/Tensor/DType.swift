@@ -1,7 +1,10 @@
 /// Element type of a tensor in memory.
 public enum DType: String, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
+    /// IEEE 754 half precision (binary16): 2 bytes, 10 mantissa bits, largest finite value 65504.
     case f16
+    /// bfloat16: 2 bytes, the upper half of an `f32` (8 exponent bits, 7 mantissa bits).
     case bf16
+    /// IEEE 754 single precision (binary32): 4 bytes.
     case f32
 
     /// Accepts `f16`/`fp16`/`float16`/`half`, `bf16`/`bfloat16`, `f32`/`fp32`/`float32`/`float`.
@@ -14,7 +17,9 @@ public enum DType: String, Sendable, Hashable, CaseIterable, Codable, CustomStri
         }
     }
 
+    /// Bytes per element: 2 for `f16` and `bf16`, 4 for `f32`.
     public var byteCount: Int { self == .f32 ? 4 : 2 }
+    /// The raw value: `f16`, `bf16` or `f32`.
     public var description: String { rawValue }
 
     /// The `-D` value the kernels use for this type (see CLKernels/attention_common.h).
