@@ -1,12 +1,12 @@
 import RealModule
 
 /// A small, fast, seedable generator (SplitMix64) so tests and benchmarks are reproducible.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
+package struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
-    public init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9e37_79b9_7f4a_7c15
         var z = state
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
@@ -15,14 +15,14 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 
     /// A standard normal sample (Box-Muller).
-    public mutating func normal() -> Float {
+    package mutating func normal() -> Float {
         let u1 = Double(next() >> 11 + 1) / Double(1 << 53)
         let u2 = Double(next() >> 11) / Double(1 << 53)
         return Float((-2 * Double.log(u1)).squareRoot() * Double.cos(2 * Double.pi * u2))
     }
 
     /// `count` standard normal samples times `scale`.
-    public mutating func normals(_ count: Int, scale: Float = 1) -> [Float] {
+    package mutating func normals(_ count: Int, scale: Float = 1) -> [Float] {
         (0..<count).map { _ in normal() * scale }
     }
 }
@@ -30,7 +30,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 extension AttentionProblem {
     /// Host q, k and v of this problem with N(0, 1) entries, drawn from one `seed` stream in
     /// that order.
-    public func normalInputs(seed: UInt64) -> (q: Tensor, k: Tensor, v: Tensor) {
+    package func normalInputs(seed: UInt64) -> (q: Tensor, k: Tensor, v: Tensor) {
         var random = SeededRandom(seed: seed)
         let q = Tensor(uncheckedShape: queryShape, dtype: inputDType, values: random.normals(queryShape.reduce(1, *)))
         let k = Tensor(uncheckedShape: keyShape, dtype: inputDType, values: random.normals(keyShape.reduce(1, *)))

@@ -4,20 +4,20 @@
 /// first 16 tokens and about `verticalCount` random positions) is boosted along a shared
 /// direction for every query. Values are N(0, 1). Unlike uniform noise, this gives the sparse
 /// patterns real structure to find.
-public struct SyntheticInput: Sendable, Hashable {
-    public var seed: UInt64
+package struct SyntheticInput: Sendable, Hashable {
+    package var seed: UInt64
     /// Logit (after 1/sqrt(d)) that the shared direction adds at distance 0.
-    public var localLogit: Float = 8
+    package var localLogit: Float = 8
     /// Logit that a vertical column adds for every query.
-    public var verticalLogit: Float = 6
-    public var ropeTheta: Float = 500_000
-    public var verticalCount: Int = 184
+    package var verticalLogit: Float = 6
+    package var ropeTheta: Float = 500_000
+    package var verticalCount: Int = 184
 
-    public init(seed: UInt64 = 1) { self.seed = seed }
+    package init(seed: UInt64 = 1) { self.seed = seed }
 
     /// Plain random inputs through the same generator: no shared direction, no vertical columns
     /// (q and k are RoPE-rotated N(0, 1) noise).
-    public static func random(seed: UInt64) -> SyntheticInput {
+    package static func random(seed: UInt64) -> SyntheticInput {
         var input = SyntheticInput(seed: seed)
         input.localLogit = 0
         input.verticalLogit = 0
@@ -25,7 +25,7 @@ public struct SyntheticInput: Sendable, Hashable {
     }
 
     /// Generates q `[B*Hq, n, d]`, k and v `[B*Hkv, n, d]` on the device.
-    public func generate(context: ComputeContext, problem: AttentionProblem) throws -> (q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) {
+    package func generate(context: ComputeContext, problem: AttentionProblem) throws -> (q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) {
         let d = problem.headDim
         guard d % 2 == 0 else { throw AttentionError.unsupported("synthetic inputs need an even head dim") }
         let kvHeads = problem.batch * problem.headsKV
@@ -64,7 +64,7 @@ public struct SyntheticInput: Sendable, Hashable {
     }
 
     /// `generate`, read back into host tensors of the problem's q and k/v shapes.
-    public func generateOnHost(context: ComputeContext, problem: AttentionProblem) throws -> (q: Tensor, k: Tensor, v: Tensor) {
+    package func generateOnHost(context: ComputeContext, problem: AttentionProblem) throws -> (q: Tensor, k: Tensor, v: Tensor) {
         let (q, k, v) = try generate(context: context, problem: problem)
         return (try q.download().reshaped(problem.queryShape), try k.download().reshaped(problem.keyShape),
                 try v.download().reshaped(problem.keyShape))

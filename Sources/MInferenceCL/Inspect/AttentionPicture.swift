@@ -2,19 +2,19 @@ import RealModule
 
 /// The pictures of `minference-cl inspect`: a head's pooled dense attention map (log colour
 /// scale) beside the covered mask of its pattern, and a grid of every head of a layer.
-public enum AttentionPicture {
+package enum AttentionPicture {
     /// Cells without a causal pair (above the diagonal).
-    public static let background: (red: UInt8, green: UInt8, blue: UInt8) = (255, 255, 255)
+    package static let background: (red: UInt8, green: UInt8, blue: UInt8) = (255, 255, 255)
     /// Covered and uncovered causal pairs in the mask; partly covered cells are mixed.
-    public static let covered: (red: UInt8, green: UInt8, blue: UInt8) = (255, 190, 60)
-    public static let uncovered: (red: UInt8, green: UInt8, blue: UInt8) = (36, 36, 52)
+    package static let covered: (red: UInt8, green: UInt8, blue: UInt8) = (255, 190, 60)
+    package static let uncovered: (red: UInt8, green: UInt8, blue: UInt8) = (36, 36, 52)
     /// White space between the two panels of a head.
-    public static let gap = 8
+    package static let gap = 8
 
     /// A pooled map in magma on a log scale spanning `decades` powers of ten below the map's
     /// largest cell (that cell is the brightest); cells <= 0 get the darkest colour, -1 the
     /// background. One pixel per cell.
-    public static func heatmap(_ map: [Float], cells: Int, decades: Double) -> RGBImage {
+    package static func heatmap(_ map: [Float], cells: Int, decades: Double) -> RGBImage {
         precondition(map.count == cells * cells, "\(map.count) values for \(cells) x \(cells) cells")
         var image = RGBImage(width: cells, height: cells, fill: background)
         let peak = Double(map.max() ?? 0)
@@ -31,7 +31,7 @@ public enum AttentionPicture {
     }
 
     /// A coverage map (share covered per cell, -1: no causal pair) as a mask picture.
-    public static func mask(_ coverage: [Float], cells: Int) -> RGBImage {
+    package static func mask(_ coverage: [Float], cells: Int) -> RGBImage {
         precondition(coverage.count == cells * cells, "\(coverage.count) values for \(cells) x \(cells) cells")
         var image = RGBImage(width: cells, height: cells, fill: background)
         func mix(_ a: UInt8, _ b: UInt8, _ f: Double) -> UInt8 { UInt8((Double(a) + (Double(b) - Double(a)) * f).rounded()) }
@@ -46,7 +46,7 @@ public enum AttentionPicture {
     }
 
     /// The dense map (left) beside the covered mask (right).
-    public static func head(map: [Float], coverage: [Float], cells: Int, decades: Double) -> RGBImage {
+    package static func head(map: [Float], coverage: [Float], cells: Int, decades: Double) -> RGBImage {
         var image = RGBImage(width: 2 * cells + gap, height: cells, fill: background)
         image.draw(heatmap(map, cells: cells, decades: decades), x: 0, y: 0)
         image.draw(mask(coverage, cells: cells), x: cells + gap, y: 0)
@@ -55,7 +55,7 @@ public enum AttentionPicture {
 
     /// Every head's pair of panels, re-pooled to `tile` x `tile` cells each, in rows of
     /// `columns` heads.
-    public static func overview(maps: [[Float]], coverages: [[Float]], cells: Int, tile: Int, columns: Int, pooling: MapPooling,
+    package static func overview(maps: [[Float]], coverages: [[Float]], cells: Int, tile: Int, columns: Int, pooling: MapPooling,
                                 decades: Double) -> RGBImage {
         precondition(maps.count == coverages.count && !maps.isEmpty, "one coverage per map, at least one head")
         let tile = max(1, min(tile, cells)), columns = max(1, min(columns, maps.count))

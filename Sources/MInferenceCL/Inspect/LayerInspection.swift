@@ -2,29 +2,40 @@
 /// its recall, density and kernel cost, the error of its output against dense attention, and
 /// the pooled dense attention map with the pattern's covered mask on the same cell grid.
 public struct LayerInspection: Sendable {
+    /// One query head's measurements.
     public struct Head: Sendable {
+        /// The query head.
         public var head: Int
+        /// The pattern the head ran.
         public var pattern: HeadPattern
         /// Mean share of the dense softmax mass inside the covered set (AttentionRecall).
         public var recall: Double
         /// Covered share of the causal pairs.
         public var density: Double
+        /// The tiles the head's kernel visited.
         public var cost: KernelCost
         /// ‖sparse − dense‖ / ‖dense‖ of the head's output, both computed in fp32 outputs.
         public var outputError: Double
-        /// Pooled dense attention map and covered share per cell (`cells` x `cells`, -1 above the diagonal).
+        /// Pooled dense attention map (`cells` x `cells`, row-major, -1 above the diagonal; see
+        /// ``AttentionRecall/attentionMaps(heads:cells:pooling:)``).
         public var map: [Float]
+        /// Covered share per cell on the same grid (see ``HeadCoverage/coverageMap(length:cells:)``).
         public var coverage: [Float]
     }
 
+    /// The layer's causal prefill problem.
     public var problem: AttentionProblem
     /// Side of the pictures' cell grid (clamped to N).
     public var cells: Int
+    /// How the maps' cells summarise their probabilities.
     public var pooling: MapPooling
+    /// Every query head, in head order.
     public var heads: [Head]
 
     /// Runs `plan` on the layer (sparse patterns as requested, no dense fallback, indices kept)
-    /// and dense attention, then measures every head. `layer` must hold v.
+    /// and dense attention, then measures every head. `layer` must hold v
+    /// (``AttentionError/invalidArgument(_:)`` otherwise); errors of ``CalibrationLayer/problem()``,
+    /// of the runs and of the device are passed on.
     public init(engine: AttentionEngine, layer: CalibrationLayer, plan: LayerPlan, cells: Int, pooling: MapPooling,
                 progress: (String) -> Void = { _ in }) throws {
         guard let v = layer.v else { throw AttentionError.invalidArgument("\(layer.folder): inspect needs v.npy") }

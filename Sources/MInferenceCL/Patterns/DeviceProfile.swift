@@ -3,6 +3,8 @@
 /// which estimation path is faster. Rows match vendor and device name substrings; the last row
 /// is the default for devices nobody measured.
 public struct DeviceProfile: Sendable, Hashable {
+    /// How the sparse patterns' estimation products (the vertical-slash logits of the last 64
+    /// queries against K, the block-sparse pooled Q x pooled K^T) are computed.
     public enum EstimationBackend: String, Sendable, Hashable, CaseIterable {
         /// CLBlast batched SGEMM for the estimation products (the portable path).
         case clblast
@@ -10,17 +12,24 @@ public struct DeviceProfile: Sendable, Hashable {
         case fused
     }
 
+    /// Case-insensitive substring of the device vendor, or `*` for any.
     public var vendor: String
+    /// Case-insensitive substring of the device name, or `*` for any.
     public var device: String
-    /// Dense runs below these lengths; measured with `minference-bench --thresholds`.
+    /// Dense runs below these lengths (tokens); measured with `minference-bench thresholds`.
     public var denseBelow: [HeadPattern.Kind: Int]
+    /// The vertical-slash estimate's backend (last-query logits).
     public var estimation: EstimationBackend
+    /// The block-sparse block scores' backend (pooled Q x pooled K^T).
     public var blockScores: EstimationBackend
     /// Where the numbers come from.
     public var source: String
 
+    /// The length (tokens) below which a head of `kind` runs dense with automatic fallback; 0
+    /// when it never does.
     public func denseThreshold(_ kind: HeadPattern.Kind) -> Int { denseBelow[kind] ?? 0 }
 
+    /// The measured rows, most specific first; the last row matches every device.
     public static let table: [DeviceProfile] = [
         // `minference-bench thresholds` (Hq 32, Hkv 8, d 128, fp16, default budgets, structured input)
         // and `run --estimation clblast|fused`, 2026-11-27, commit 670dbfe; Benchmarks/RESULTS.md.

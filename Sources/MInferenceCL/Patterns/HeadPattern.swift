@@ -27,9 +27,13 @@ public enum HeadPattern: Sendable, Hashable, CustomStringConvertible {
 
     /// The kind of pattern without budgets.
     public enum Kind: String, Sendable, Hashable, CaseIterable, Codable {
+        /// ``HeadPattern/dense``; raw value `dense`.
         case dense
+        /// ``HeadPattern/aShape(sink:window:)``; raw value `a-shape`.
         case aShape = "a-shape"
+        /// ``HeadPattern/verticalSlash(vertical:slash:)``; raw value `vertical-slash`.
         case verticalSlash = "vertical-slash"
+        /// ``HeadPattern/blockSparse(blocks:)``; raw value `block-sparse`.
         case blockSparse = "block-sparse"
 
         /// MInference's name for the pattern in its JSON configs (dense has none).
@@ -55,6 +59,7 @@ public enum HeadPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The pattern's kind, without its budgets.
     public var kind: Kind {
         switch self {
         case .dense: .dense
@@ -64,6 +69,7 @@ public enum HeadPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The pattern with its budgets, e.g. `vertical-slash(vertical 1000, slash 6096)`.
     public var description: String {
         switch self {
         case .dense: "dense"

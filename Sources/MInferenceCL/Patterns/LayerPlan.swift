@@ -1,8 +1,10 @@
 /// The pattern of every query head of a layer: the unit the engine dispatches. Heads that
 /// share a pattern kind run in one launch per step, each with its own budgets.
 public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
+    /// One pattern per query head, in head order (`heads.count` must equal `Hq`).
     public var heads: [HeadPattern]
 
+    /// A plan of one pattern per query head.
     public init(heads: [HeadPattern]) { self.heads = heads }
 
     /// Every one of `heads` query heads with `pattern`.
@@ -40,6 +42,7 @@ public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// How many heads run each pattern, e.g. `2x a-shape(sink 128, window 3968), 30x dense`.
     public var description: String {
         var counts: [String: Int] = [:]
         for p in heads { counts[p.description, default: 0] += 1 }
@@ -57,12 +60,15 @@ public struct SparseOptions: Sendable, Hashable {
         case never
     }
 
+    /// When a sparse head runs densely instead; default ``DenseFallback/automatic``.
     public var denseFallback: DenseFallback
     /// Keep the index arrays each head used (for `--indices-out` and tests).
     public var collectIndices: Bool
     /// How the vertical-slash estimate computes its logits; nil: the device profile's choice.
     public var estimation: DeviceProfile.EstimationBackend?
 
+    /// Options with the given values; the defaults are the library's: automatic dense fallback,
+    /// no indices kept, the device profile's estimation backend.
     public init(denseFallback: DenseFallback = .automatic, collectIndices: Bool = false,
                 estimation: DeviceProfile.EstimationBackend? = nil) {
         self.denseFallback = denseFallback

@@ -42,13 +42,18 @@ public struct PatternConfig: Sendable, Equatable {
 
     // MARK: Reading
 
+    /// Reads the config file at `path`. Throws ``PatternConfigError``: `missing` or `unreadable`
+    /// for the file, and what ``decode(_:source:)`` throws for its contents.
     public static func load(path: String) throws -> PatternConfig {
         guard FileManager.default.fileExists(atPath: path) else { throw PatternConfigError.missing(path: path) }
         guard let data = FileManager.default.contents(atPath: path) else { throw PatternConfigError.unreadable(path: path) }
         return try decode([UInt8](data), source: path)
     }
 
-    /// Parses a config; `source` names it in errors.
+    /// Parses a config; `source` names it in errors. Throws ``PatternConfigError`` naming the
+    /// layer and head of the first entry it refuses (malformed JSON with line and column, a bad
+    /// head key, a missing or duplicate head, an unknown pattern name, a budget that is not an
+    /// integer from 1 to 2^31 - 1).
     public static func decode(_ bytes: [UInt8], source: String) throws -> PatternConfig {
         guard bytes.contains(where: { !JSONReader.isSpace($0) }) else { throw PatternConfigError.empty(source: source) }
         let root: JSONReader.Value
@@ -145,7 +150,9 @@ public struct PatternConfig: Sendable, Equatable {
 
     // MARK: Checks against the model
 
-    /// The layer's patterns, checked against the model's query-head count.
+    /// The layer's patterns, checked against the model's query-head count. Throws
+    /// ``PatternConfigError/layerOutOfRange(source:layer:layers:)`` or
+    /// ``PatternConfigError/headCountMismatch(source:layer:configHeads:modelHeads:)``.
     public func patterns(layer: Int, heads: Int) throws -> [HeadPattern] {
         guard layers.indices.contains(layer) else {
             throw PatternConfigError.layerOutOfRange(source: name, layer: layer, layers: layers.count)
@@ -156,7 +163,9 @@ public struct PatternConfig: Sendable, Equatable {
         return layers[layer]
     }
 
-    /// Checks the whole model up front: `layers` layers of `heads` query heads each.
+    /// Checks the whole model up front: `layers` layers of `heads` query heads each. Throws
+    /// ``PatternConfigError/layerCountMismatch(source:configLayers:modelLayers:)`` or
+    /// ``PatternConfigError/headCountMismatch(source:layer:configHeads:modelHeads:)``.
     public func validate(layers: Int, heads: Int) throws {
         guard self.layers.count == layers else {
             throw PatternConfigError.layerCountMismatch(source: name, configLayers: self.layers.count, modelLayers: layers)
@@ -177,7 +186,8 @@ public struct PatternConfig: Sendable, Equatable {
     /// (ours and upstream's) ignores both numbers, and 100 is the block count it assumes. Patterns
     /// the format cannot carry are refused rather than written as something else: `.dense` (no
     /// upstream name), block-sparse with other than 100 blocks, budgets the reader would refuse,
-    /// non-finite scores, and an empty config or layer.
+    /// non-finite scores, and an empty config or layer
+    /// (``PatternConfigError/unencodable(source:layer:head:reason:)``).
     public func encoded() throws -> [UInt8] {
         func refuse(_ layer: Int?, _ head: Int?, _ reason: String) -> PatternConfigError {
             .unencodable(source: name, layer: layer, head: head, reason: reason)
@@ -216,7 +226,8 @@ public struct PatternConfig: Sendable, Equatable {
         return Array(out.utf8)
     }
 
-    /// Writes `encoded()` to `path`; the file appears whole or not at all.
+    /// Writes ``encoded()`` to `path`; the file appears whole or not at all. Throws what
+    /// ``encoded()`` throws, or ``PatternConfigError/unwritable(path:reason:)``.
     public func write(to path: String) throws {
         let bytes = try encoded()
         do {
@@ -230,33 +241,47 @@ public struct PatternConfig: Sendable, Equatable {
 /// A pattern config the library refuses, naming the file and, where relevant, layer and head.
 /// Head keys are quoted as written in the file; `layer` and `head` count from 0.
 public enum PatternConfigError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// No file at `path`.
     case missing(path: String)
+    /// The file exists but cannot be read.
     case unreadable(path: String)
+    /// The file cannot be written; `reason` is the system's text.
     case unwritable(path: String, reason: String)
     /// No bytes, or only whitespace.
     case empty(source: String)
     /// Not JSON; `line` and `column` (bytes) count from 1.
     case malformedJSON(source: String, line: Int, column: Int, reason: String)
+    /// The top level is not a JSON array; `found` summarises what it is.
     case notAnArray(source: String, found: String)
     /// `[]`.
     case noLayers(source: String)
+    /// A layer that is not a JSON object; `found` summarises what it is.
     case layerNotObject(source: String, layer: Int, found: String)
+    /// A head key that is not written as upstream writes head indices: decimal digits without a
+    /// sign, spaces or leading zeros, below ``PatternConfig/headLimit``.
     case badHeadKey(source: String, layer: Int, key: String)
+    /// Two keys of one layer name the same head.
     case duplicateHead(source: String, layer: Int, head: Int)
     /// The layer's heads are not exactly 0..<H: `missing` lists the gaps below the highest head.
     case missingHeads(source: String, layer: Int, missing: [Int], present: Int)
     /// An entry that is not `[pattern, v, s]` or `[pattern, v, s, score]` with a string name and
     /// a numeric (or null) score.
     case badEntry(source: String, layer: Int, head: String, reason: String)
+    /// A pattern name neither upstream nor this project uses (see
+    /// ``PatternConfig/knownPatternNames``).
     case unknownPattern(source: String, layer: Int, head: String, name: String)
     /// `field` is `v` or `s`; `value` is the JSON as written; `reason` says which rule it breaks.
     case badBudget(source: String, layer: Int, head: String, pattern: String, field: String, value: String, reason: String)
+    /// ``PatternConfig/patterns(layer:heads:)`` asked for a layer the config does not have.
     case layerOutOfRange(source: String, layer: Int, layers: Int)
+    /// The config describes another number of layers than the model has.
     case layerCountMismatch(source: String, configLayers: Int, modelLayers: Int)
+    /// The layer describes another number of query heads than the model has.
     case headCountMismatch(source: String, layer: Int, configHeads: Int, modelHeads: Int)
     /// `encoded()` cannot write the config in MInference's format.
     case unencodable(source: String, layer: Int?, head: Int?, reason: String)
 
+    /// One line naming the source, the layer and head where relevant, and the rule broken.
     public var description: String {
         switch self {
         case .missing(let p): "\(p): no such pattern config file"

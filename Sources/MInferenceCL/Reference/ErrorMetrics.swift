@@ -1,12 +1,12 @@
 /// How far an output is from a reference: ‖out − ref‖ / ‖ref‖, the largest absolute difference,
 /// and how many outputs were not finite (an unwritten, poisoned element shows up here).
-public struct ErrorMetrics: Sendable, CustomStringConvertible {
-    public var relativeL2: Double
-    public var maxAbs: Double
-    public var nonFinite: Int
-    public var count: Int
+package struct ErrorMetrics: Sendable, CustomStringConvertible {
+    package var relativeL2: Double
+    package var maxAbs: Double
+    package var nonFinite: Int
+    package var count: Int
 
-    public init() {
+    package init() {
         relativeL2 = 0
         maxAbs = 0
         nonFinite = 0
@@ -17,7 +17,7 @@ public struct ErrorMetrics: Sendable, CustomStringConvertible {
     private var refSquares = 0.0
 
     /// Adds a pair of equally long rows.
-    public mutating func add<A: Collection<Float>>(output: A, reference: [Double]) where A.Index == Int {
+    package mutating func add<A: Collection<Float>>(output: A, reference: [Double]) where A.Index == Int {
         precondition(output.count == reference.count)
         for (o, r) in zip(output, reference) {
             count += 1
@@ -30,7 +30,7 @@ public struct ErrorMetrics: Sendable, CustomStringConvertible {
         relativeL2 = refSquares > 0 ? (diffSquares / refSquares).squareRoot() : diffSquares.squareRoot()
     }
 
-    public var description: String {
+    package var description: String {
         "rel_l2=\(Format.scientific(relativeL2)) max_abs=\(Format.scientific(maxAbs))" + (nonFinite > 0 ? " non_finite=\(nonFinite)/\(count)" : "")
     }
 }

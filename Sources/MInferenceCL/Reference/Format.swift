@@ -1,7 +1,7 @@
 /// Number formatting for reports (FoundationEssentials has no `String(format:)`).
-public enum Format {
+package enum Format {
     /// `x` with `digits` digits after the point, rounded half away from zero.
-    public static func fixed(_ x: Double, _ digits: Int = 2) -> String {
+    package static func fixed(_ x: Double, _ digits: Int = 2) -> String {
         guard x.isFinite else { return "\(x)" }
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
@@ -18,7 +18,7 @@ public enum Format {
     }
 
     /// `x` as `d.ddde±XX` with `digits` digits after the point.
-    public static func scientific(_ x: Double, _ digits: Int = 2) -> String {
+    package static func scientific(_ x: Double, _ digits: Int = 2) -> String {
         guard x.isFinite else { return "\(x)" }
         if x == 0 { return fixed(0, digits) + "e+00" }
         var exponent = 0
@@ -32,7 +32,7 @@ public enum Format {
     }
 
     /// Right-aligns `text` in `width` columns.
-    public static func pad(_ text: String, _ width: Int) -> String {
+    package static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
     }
 }

@@ -3,15 +3,15 @@
 /// block-form index lists (exactly the reference conversion of the device's selection), and the
 /// output over exactly the keys each head's kernel covers. Used by the tests and by
 /// `minference-bench check` on real devices.
-public struct LayerVerification: Sendable {
+package struct LayerVerification: Sendable {
     /// Output error over the sampled rows.
-    public var metrics: ErrorMetrics
+    package var metrics: ErrorMetrics
     /// Every disagreement found, one line each; empty when the run is right.
-    public var problems: [String]
-    public var passed: Bool { problems.isEmpty }
+    package var problems: [String]
+    package var passed: Bool { problems.isEmpty }
 
     /// `report` must come from a run with `SparseOptions.collectIndices` on.
-    public init(reference: ReferenceAttention, plan: LayerPlan, output: Tensor, report: LayerResult,
+    package init(reference: ReferenceAttention, plan: LayerPlan, output: Tensor, report: LayerResult,
                 rows: [(head: Int, query: Int)]) {
         let problem = reference.problem
         let n = problem.queryLength
@@ -76,7 +76,7 @@ public struct LayerVerification: Sendable {
     /// vertical-slash through the reference conversion of the device's selection, block-sparse from
     /// its selected blocks (both need `SparseOptions.collectIndices`), A-shape and dense from their
     /// rules. A head without its indices has no entry.
-    public static func coveredKeys(report: LayerResult, reference: ReferenceAttention) -> [Int: (Int) -> [Int]] {
+    package static func coveredKeys(report: LayerResult, reference: ReferenceAttention) -> [Int: (Int) -> [Int]] {
         let problem = reference.problem
         let n = problem.queryLength
         var covered: [Int: (Int) -> [Int]] = [:]
@@ -101,7 +101,7 @@ public struct LayerVerification: Sendable {
 
     /// Equal sets, or sets that differ only in entries whose reference scores tie (within float32
     /// noise) with the k-th largest score.
-    public static func agreeUpToTies(_ got: [Int], _ want: [Int], scores: [Double]) -> Bool {
+    package static func agreeUpToTies(_ got: [Int], _ want: [Int], scores: [Double]) -> Bool {
         guard got.count == want.count else { return false }
         let a = Set(got), b = Set(want)
         if a == b { return true }

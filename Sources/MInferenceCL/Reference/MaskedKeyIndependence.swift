@@ -5,10 +5,10 @@
 /// whose sink and window both miss it). A kernel that lets such a key move a row's running maximum,
 /// or that shares a rescale decision across rows, fails it. Used by the tests (PoCL) and by
 /// `minference-bench check` on each path a GPU has.
-public enum MaskedKeyIndependence {
+package enum MaskedKeyIndependence {
     /// The rows (flattened query head, query) whose output bits changed, one line each (at most
     /// `limit`); empty when none did. `pattern` is `.dense` or `.aShape`; `key` indexes the keys.
-    public static func differences(engine: AttentionEngine, problem: AttentionProblem, pattern: HeadPattern, key: Int,
+    package static func differences(engine: AttentionEngine, problem: AttentionProblem, pattern: HeadPattern, key: Int,
                                    seed: UInt64, limit: Int = 8) throws -> [String] {
         try differences(engine: engine, problem: problem, pattern: pattern, key: key, seed: seed, limit: limit,
                         attending: { attends(query: $0, key: $1, problem: problem, pattern: pattern) })

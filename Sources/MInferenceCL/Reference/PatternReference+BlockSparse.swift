@@ -2,7 +2,7 @@ extension PatternReference {
     /// 64-row blocks after upstream's padding, `Np / 64` with `Np = N + 64 - (N mod 64)`: always
     /// `floor(N / 64) + 1`, because a length that is already a multiple of 64 still gets one
     /// all-zero block. It only enters through the budget clamp `K = min(blocks, Np / 64)`.
-    public static func paddedBlockCount(length: Int) -> Int { length / blockSize + 1 }
+    package static func paddedBlockCount(length: Int) -> Int { length / blockSize + 1 }
 
     /// Section 7 steps 1-3 in float64: pooled block scores `Ps[m][n] = qpool[m] · kpool[n]` (no
     /// `1/sqrt(d)`; it would not change the ranking) for every row block that holds a query,
@@ -10,7 +10,7 @@ extension PatternReference {
     /// upstream and never selected). Pooling divides by 64 even in the last, partial block,
     /// because upstream takes the mean over zero-padded rows: a short last key block scores lower
     /// than its real tokens' mean would.
-    public static func blockScores(reference: ReferenceAttention, head: Int) -> [[Double]] {
+    package static func blockScores(reference: ReferenceAttention, head: Int) -> [[Double]] {
         requirePrefill(reference, head: head, function: "blockScores")
         let problem = reference.problem
         let n = problem.keyLength
@@ -28,7 +28,7 @@ extension PatternReference {
     /// that is every causal block `0...m` (finite scores beat the -inf ones, whatever their tie
     /// order), otherwise the `K` best causal blocks, ties to the smaller block number. No block is
     /// forced (neither the diagonal nor the first).
-    public static func blockSparseSelection(reference: ReferenceAttention, head: Int, blocks: Int) -> [[Int]] {
+    package static func blockSparseSelection(reference: ReferenceAttention, head: Int, blocks: Int) -> [[Int]] {
         let budget = max(0, min(blocks, paddedBlockCount(length: reference.problem.keyLength)))
         return blockScores(reference: reference, head: head).enumerated().map { m, scores in
             m + 1 <= budget ? Array(0...m) : topK(scores, budget)
@@ -38,7 +38,7 @@ extension PatternReference {
     /// Keys query `query` attends under a block selection: the selected 64-key blocks of its row
     /// block, masked element-wise causally (`j <= query`), which also drops the padding keys
     /// `>= length` (so `length` only bounds `query`). Ascending, each key once.
-    public static func coveredKeys(blockSelection: [[Int]], query: Int, length: Int) -> [Int] {
+    package static func coveredKeys(blockSelection: [[Int]], query: Int, length: Int) -> [Int] {
         let m = query / blockSize
         precondition(query >= 0 && query < length && m < blockSelection.count,
                      "query \(query) outside the selection's \(blockSelection.count) row blocks or length \(length)")

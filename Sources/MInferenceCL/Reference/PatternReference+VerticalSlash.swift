@@ -1,19 +1,19 @@
 import RealModule
 
 /// What the vertical-slash estimate of one head saw and chose (section 4).
-public struct VerticalSlashSelection: Sendable, Equatable {
+package struct VerticalSlashSelection: Sendable, Equatable {
     /// `colsum[j]`, j in `0..<N`: attention mass of the last `L` queries on key column j;
     /// columns `0..<30` are +inf (forced).
-    public var columnScores: [Double]
+    package var columnScores: [Double]
     /// `diag[o]`, o in `0..<N`: raw (not normalised) mass on the diagonal `i - j = o` over the
     /// last `L` queries; offsets `0..<100` are +inf (forced).
-    public var diagonalScores: [Double]
+    package var diagonalScores: [Double]
     /// Selected key columns, ascending.
-    public var verticals: [Int]
+    package var verticals: [Int]
     /// Selected diagonal offsets `o = i - j >= 0`, descending (0 = main diagonal, last).
-    public var slashOffsets: [Int]
+    package var slashOffsets: [Int]
 
-    public init(columnScores: [Double], diagonalScores: [Double], verticals: [Int], slashOffsets: [Int]) {
+    package init(columnScores: [Double], diagonalScores: [Double], verticals: [Int], slashOffsets: [Int]) {
         self.columnScores = columnScores
         self.diagonalScores = diagonalScores
         self.verticals = verticals
@@ -21,7 +21,7 @@ public struct VerticalSlashSelection: Sendable, Equatable {
     }
 
     /// The sequence length N the scores were computed for.
-    public var length: Int { columnScores.count }
+    package var length: Int { columnScores.count }
 }
 
 extension PatternReference {
@@ -34,7 +34,7 @@ extension PatternReference {
     /// is float64 from the (already rounded) inputs, so a GPU estimate can differ where two
     /// scores are within float32 rounding of each other. `N = 1` (where upstream's diagonal slice
     /// is empty and `topk` fails) is defined here as the one column and the one offset 0.
-    public static func verticalSlashEstimate(reference: ReferenceAttention, head: Int, vertical: Int, slash: Int)
+    package static func verticalSlashEstimate(reference: ReferenceAttention, head: Int, vertical: Int, slash: Int)
         -> VerticalSlashSelection
     {
         requirePrefill(reference, head: head, function: "verticalSlashEstimate")

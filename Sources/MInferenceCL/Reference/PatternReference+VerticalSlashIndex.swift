@@ -5,27 +5,27 @@
 /// `blockOffset[m * nnzS ..< (m + 1) * nnzS]` are key *positions* (not block numbers, and not
 /// necessarily multiples of 64) of 64-key windows `[off, off + 64)`; its first `columnCount[m]`
 /// entries of `columnIndex[m * nnzV ..< (m + 1) * nnzV]` are single key columns. Unused entries are 0.
-public struct VerticalSlashIndex: Sendable, Equatable {
-    public var blockCount: [Int32]
-    public var blockOffset: [Int32]
-    public var columnCount: [Int32]
-    public var columnIndex: [Int32]
+package struct VerticalSlashIndex: Sendable, Equatable {
+    package var blockCount: [Int32]
+    package var blockOffset: [Int32]
+    package var columnCount: [Int32]
+    package var columnIndex: [Int32]
     /// R = ceil(N / 64).
-    public var rowBlocks: Int
+    package var rowBlocks: Int
     /// Slash offsets given to the conversion (the row stride of `blockOffset`).
-    public var nnzS: Int
+    package var nnzS: Int
     /// Verticals given to the conversion (the row stride of `columnIndex`).
-    public var nnzV: Int
+    package var nnzV: Int
 
     /// All-zero arrays, as upstream allocates them before the conversion runs.
-    public init(rowBlocks: Int, nnzS: Int, nnzV: Int) {
+    package init(rowBlocks: Int, nnzS: Int, nnzV: Int) {
         self.init(blockCount: .init(repeating: 0, count: rowBlocks), blockOffset: .init(repeating: 0, count: rowBlocks * nnzS),
                   columnCount: .init(repeating: 0, count: rowBlocks), columnIndex: .init(repeating: 0, count: rowBlocks * nnzV),
                   rowBlocks: rowBlocks, nnzS: nnzS, nnzV: nnzV)
     }
 
     /// Wraps arrays read back from elsewhere (a GPU index); the sizes must match upstream's layout.
-    public init(blockCount: [Int32], blockOffset: [Int32], columnCount: [Int32], columnIndex: [Int32],
+    package init(blockCount: [Int32], blockOffset: [Int32], columnCount: [Int32], columnIndex: [Int32],
                 rowBlocks: Int, nnzS: Int, nnzV: Int) {
         precondition(blockCount.count == rowBlocks && columnCount.count == rowBlocks
                      && blockOffset.count == rowBlocks * nnzS && columnIndex.count == rowBlocks * nnzV,
@@ -40,18 +40,18 @@ public struct VerticalSlashIndex: Sendable, Equatable {
     }
 
     /// The stored window start positions of row block `m`.
-    public func blockOffsets(rowBlock m: Int) -> [Int] {
+    package func blockOffsets(rowBlock m: Int) -> [Int] {
         blockOffset[(m * nnzS)..<(m * nnzS + Int(blockCount[m]))].map(Int.init)
     }
 
     /// The stored single columns of row block `m`.
-    public func columns(rowBlock m: Int) -> [Int] {
+    package func columns(rowBlock m: Int) -> [Int] {
         columnIndex[(m * nnzV)..<(m * nnzV + Int(columnCount[m]))].map(Int.init)
     }
 
     /// A readable description of the first row block where `other` differs (counts, stored
     /// entries, or the unused tail), or nil when the two are equal. For test failure messages.
-    public func firstDifference(from other: VerticalSlashIndex) -> String? {
+    package func firstDifference(from other: VerticalSlashIndex) -> String? {
         guard rowBlocks == other.rowBlocks, nnzS == other.nnzS, nnzV == other.nnzV else {
             return "shapes differ: R/NNZ_S/NNZ_V \(rowBlocks)/\(nnzS)/\(nnzV) vs \(other.rowBlocks)/\(other.nnzS)/\(other.nnzV)"
         }
@@ -85,7 +85,7 @@ extension PatternReference {
     ///   test. The estimator of section 4 never gets here: it always selects offset 0.)
     /// - an empty vertical list starts at the sentinel `end + 64`, as if it had run out.
     /// Offsets must be >= 0 (a diagonal offset is `i - j`); upstream would loop forever otherwise.
-    public static func verticalSlashIndex(verticals: [Int], slashOffsets: [Int], length: Int) -> VerticalSlashIndex {
+    package static func verticalSlashIndex(verticals: [Int], slashOffsets: [Int], length: Int) -> VerticalSlashIndex {
         precondition(length >= 1, "length must be >= 1, got \(length)")
         precondition(slashOffsets.allSatisfy { $0 >= 0 }, "slash offsets must be >= 0 (o = i - j)")
         let rowBlocks = (length + blockSize - 1) / blockSize
@@ -102,7 +102,7 @@ extension PatternReference {
     }
 
     /// The index of an estimate (its verticals and offsets are already in upstream's order).
-    public static func verticalSlashIndex(selection: VerticalSlashSelection) -> VerticalSlashIndex {
+    package static func verticalSlashIndex(selection: VerticalSlashSelection) -> VerticalSlashIndex {
         verticalSlashIndex(verticals: selection.verticals, slashOffsets: selection.slashOffsets, length: selection.length)
     }
 
@@ -161,7 +161,7 @@ extension PatternReference {
     /// block, then the stored columns, intersected with `[0, query]` (the kernel masks windows
     /// element-wise causally; stored columns are always left of the row block). Section 6's
     /// `(R_m ∪ Vset) ∩ [0, i]` as upstream's kernel realises it. Ascending, each key once.
-    public static func coveredKeys(index: VerticalSlashIndex, query: Int) -> [Int] {
+    package static func coveredKeys(index: VerticalSlashIndex, query: Int) -> [Int] {
         let m = query / blockSize
         precondition(query >= 0 && m < index.rowBlocks, "query \(query) outside the index's \(index.rowBlocks) row blocks")
         var covered = CausalKeyMask(query: query)

@@ -10,22 +10,22 @@
 ///
 /// Functions taking a `ReferenceAttention` expect a causal prefill problem (queries = keys), as
 /// upstream's sparse paths do.
-public enum PatternReference {
+package enum PatternReference {
     /// Rows per query block and keys per key block in every upstream index and kernel (64 x 64).
-    public static let blockSize = 64
+    package static let blockSize = 64
     /// Queries the vertical-slash estimate reads: the last `min(64, N)` (upstream's `last_q`).
-    public static let estimationQueries = 64
+    package static let estimationQueries = 64
     /// Key columns `0..<30` always win the vertical top-k (their score is set to +inf).
-    public static let forcedVerticals = 30
+    package static let forcedVerticals = 30
     /// Diagonal offsets `0..<100` always score +inf in the slash top-k.
-    public static let forcedSlashes = 100
+    package static let forcedSlashes = 100
     /// Lower clamps of the vertical-slash budgets.
-    public static let minimumVertical = 30
-    public static let minimumSlash = 50
+    package static let minimumVertical = 30
+    package static let minimumSlash = 50
 
     /// Upstream's clamps: V = min(N, max(v, 30)), S = min(N, max(s, 50)). The lower clamp keeps
     /// the forced entries selectable; the upper one keeps top-k within the N candidates.
-    public static func clampedBudgets(vertical: Int, slash: Int, length: Int) -> (vertical: Int, slash: Int) {
+    package static func clampedBudgets(vertical: Int, slash: Int, length: Int) -> (vertical: Int, slash: Int) {
         (min(length, max(vertical, minimumVertical)), min(length, max(slash, minimumSlash)))
     }
 
@@ -33,7 +33,7 @@ public enum PatternReference {
     /// index, +inf ranking above every finite score. NaN ranks below everything (even -inf), so a
     /// poisoned score is only chosen when nothing else is left. `k` is clamped to `0...count`.
     /// Returns the indices ascending (the order upstream's kernels consume verticals in).
-    public static func topK(_ scores: [Double], _ k: Int) -> [Int] {
+    package static func topK(_ scores: [Double], _ k: Int) -> [Int] {
         let count = max(0, min(k, scores.count))
         guard count > 0 else { return [] }
         let best = scores.indices.sorted { a, b in ranksAbove(scores[a], a, scores[b], b) }

@@ -3,13 +3,13 @@ import RealModule
 /// Attention in float64 on the CPU, row by row, for checking the kernels. A row is computed over
 /// the dense causal (or full) key set, or over an explicit list of keys (a sparse pattern's
 /// covered set), so the same code checks every pattern.
-public struct ReferenceAttention: Sendable {
-    public let problem: AttentionProblem
+package struct ReferenceAttention: Sendable {
+    package let problem: AttentionProblem
     let q: [Double]
     let k: [Double]
     let v: [Double]
 
-    public init(problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor) {
+    package init(problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor) {
         self.problem = problem
         self.q = q.floats().map(Double.init)
         self.k = k.floats().map(Double.init)
@@ -17,19 +17,19 @@ public struct ReferenceAttention: Sendable {
     }
 
     /// Flattened KV head (batch * Hkv + kv) read by flattened query head (batch * Hq + h).
-    public func kvHead(of head: Int) -> Int {
+    package func kvHead(of head: Int) -> Int {
         (head / problem.headsQ) * problem.headsKV + (head % problem.headsQ) / problem.groupSize
     }
 
     /// Keys query `query` sees without a sparse pattern: 0...(Nk - Nq + query) when causal.
-    public func denseKeys(query: Int) -> Range<Int> {
+    package func denseKeys(query: Int) -> Range<Int> {
         guard problem.causal else { return 0..<problem.keyLength }
         let last = problem.keyLength - problem.queryLength + query
         return 0..<max(0, min(problem.keyLength, last + 1))
     }
 
     /// Scaled logits q.k * scale of one query row against `keys`.
-    public func logits<C: Collection<Int>>(head: Int, query: Int, keys: C) -> [Double] {
+    package func logits<C: Collection<Int>>(head: Int, query: Int, keys: C) -> [Double] {
         let d = problem.headDim
         let qBase = (head * problem.queryLength + query) * d
         let kBase = kvHead(of: head) * problem.keyLength * d
@@ -43,7 +43,7 @@ public struct ReferenceAttention: Sendable {
     }
 
     /// The softmax-weighted value row over `keys` (nil: the dense key set). A row with no key is 0.
-    public func output(head: Int, query: Int, keys: [Int]? = nil) -> [Double] {
+    package func output(head: Int, query: Int, keys: [Int]? = nil) -> [Double] {
         let d = problem.headDim
         let keyList = keys ?? Array(denseKeys(query: query))
         var out = [Double](repeating: 0, count: d)
@@ -63,7 +63,7 @@ public struct ReferenceAttention: Sendable {
     }
 
     /// Dense softmax mass that falls on `keys` for one query (the recall of a covered set).
-    public func recall(head: Int, query: Int, keys: [Int]) -> Double {
+    package func recall(head: Int, query: Int, keys: [Int]) -> Double {
         let dense = Array(denseKeys(query: query))
         guard !dense.isEmpty else { return 1 }
         let s = logits(head: head, query: query, keys: dense)

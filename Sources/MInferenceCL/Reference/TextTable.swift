@@ -1,14 +1,14 @@
 /// A plain-text table with right-aligned columns, for the CLI and benchmark reports.
-public struct Table: Sendable {
-    public var header: [String]
-    public var rows: [[String]]
+package struct Table: Sendable {
+    package var header: [String]
+    package var rows: [[String]]
 
-    public init(header: [String], rows: [[String]]) {
+    package init(header: [String], rows: [[String]]) {
         self.header = header
         self.rows = rows
     }
 
-    public func render() -> String {
+    package func render() -> String {
         let all = [header] + rows
         let columns = all.map(\.count).max() ?? 0
         let widths = (0..<columns).map { c in all.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }

@@ -3,12 +3,12 @@
 /// mantissa bits, so rounding the output alone costs ~2e-3 relative. A problem is held to the
 /// looser of its input and output dtypes: 16-bit inputs take the tensor-core path, which rounds
 /// the softmax weights to the input type, so an fp32 output of fp16 inputs is fp16-accurate.
-public enum Tolerance {
-    public static func relativeL2(_ problem: AttentionProblem) -> Double {
+package enum Tolerance {
+    package static func relativeL2(_ problem: AttentionProblem) -> Double {
         max(relativeL2(problem.inputDType), relativeL2(problem.outputDType))
     }
 
-    public static func relativeL2(_ dtype: DType) -> Double {
+    package static func relativeL2(_ dtype: DType) -> Double {
         switch dtype {
         case .f32: 1e-5
         case .f16: 2e-3

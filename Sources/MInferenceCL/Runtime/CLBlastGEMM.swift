@@ -101,10 +101,14 @@ extension CLBlastGEMM {
 
 /// A CLBlast call that failed, with CLBlast's status by name.
 public struct CLBlastError: Error, CustomStringConvertible, Sendable {
+    /// CLBlast's status code (an OpenCL status between -1 and -999 is named as one).
     public let status: Int32
+    /// The call with its sizes, e.g. `CLBlastSgemmBatched(m 64, n 8192, k 128, batch 32)`.
     public let call: String
+    /// The device name.
     public let device: String
 
+    /// One line: the call, the status by name and number, and the device.
     public var description: String {
         let name = status > -1000 && status < 0 ? OpenCLError.name(of: status) : Self.names[status] ?? "CLBlast status"
         return "\(call) failed with \(name) (\(status)) on \(device)"

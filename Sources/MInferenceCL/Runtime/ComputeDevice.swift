@@ -2,34 +2,66 @@ import COpenCL
 
 /// What MInferenceCL needs to know about an OpenCL device to choose kernels and limits.
 public struct DeviceInfo: Sendable, Hashable, Codable {
-    public enum Kind: String, Sendable, Codable { case gpu, cpu, accelerator, other }
+    /// The device type (`CL_DEVICE_TYPE`).
+    public enum Kind: String, Sendable, Codable {
+        /// `CL_DEVICE_TYPE_GPU`.
+        case gpu
+        /// `CL_DEVICE_TYPE_CPU` (PoCL, Intel's CPU runtime).
+        case cpu
+        /// `CL_DEVICE_TYPE_ACCELERATOR`.
+        case accelerator
+        /// Any other type.
+        case other
+    }
 
+    /// `CL_PLATFORM_NAME`, e.g. `NVIDIA CUDA` or `Portable Computing Language`.
     public var platformName: String
+    /// `CL_PLATFORM_VERSION`.
     public var platformVersion: String
+    /// `CL_DEVICE_NAME`.
     public var name: String
+    /// `CL_DEVICE_VENDOR`.
     public var vendor: String
+    /// `CL_DEVICE_VENDOR_ID` (PCI vendor ID on GPUs: 0x10DE for NVIDIA), 0 when not reported.
     public var vendorID: UInt32
+    /// `CL_DRIVER_VERSION`; part of the program cache key.
     public var driverVersion: String
+    /// `CL_DEVICE_VERSION`, e.g. `OpenCL 3.0 CUDA`.
     public var deviceVersion: String
+    /// `CL_DEVICE_OPENCL_C_VERSION`.
     public var openCLCVersion: String
+    /// `CL_DEVICE_TYPE`.
     public var kind: Kind
+    /// `CL_DEVICE_MAX_COMPUTE_UNITS` (0 when not reported).
     public var computeUnits: Int
+    /// `CL_DEVICE_MAX_CLOCK_FREQUENCY` in MHz (0 when not reported).
     public var maxClockMHz: Int
+    /// `CL_DEVICE_LOCAL_MEM_SIZE` in bytes: shared memory per work-group (0 when not reported).
     public var localMemoryBytes: Int
+    /// `CL_DEVICE_GLOBAL_MEM_SIZE` in bytes (0 when not reported).
     public var globalMemoryBytes: Int
+    /// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` in bytes: the largest single buffer (0 when not reported).
     public var maxAllocationBytes: Int
+    /// `CL_DEVICE_MAX_WORK_GROUP_SIZE` in work-items (0 when not reported).
     public var maxWorkGroupSize: Int
+    /// `CL_DEVICE_EXTENSIONS`, split at spaces.
     public var extensions: [String]
     /// NVIDIA compute capability (`cl_nv_device_attribute_query`), when the driver reports it.
     public var nvidiaComputeCapability: ComputeCapability?
 
+    /// An NVIDIA compute capability: 8.0 (A100), 9.0 (H100, H200).
     public struct ComputeCapability: Sendable, Hashable, Codable, CustomStringConvertible {
+        /// `CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV`.
         public var major: Int
+        /// `CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV`.
         public var minor: Int
+        /// `major.minor`, e.g. `9.0`.
         public var description: String { "\(major).\(minor)" }
     }
 
+    /// Whether ``extensions`` lists `name` (e.g. `cl_khr_fp16`).
     public func hasExtension(_ name: String) -> Bool { extensions.contains(name) }
+    /// Whether the device is NVIDIA's: by vendor ID 0x10DE or by the vendor name.
     public var isNVIDIA: Bool { vendorID == 0x10DE || vendor.lowercased().contains("nvidia") }
 }
 
@@ -37,18 +69,25 @@ public struct DeviceInfo: Sendable, Hashable, Codable {
 public struct ComputeDevice: Sendable, Hashable, CustomStringConvertible {
     /// Position among all devices of all platforms (the `--device N` index).
     public let index: Int
+    /// Position of the device's platform in `clGetPlatformIDs` (the `P` of `--device P:D`).
     public let platformIndex: Int
+    /// Position of the device within its platform (the `D` of `--device P:D`).
     public let indexInPlatform: Int
+    /// What the driver reports about the device.
     public let info: DeviceInfo
     nonisolated(unsafe) let id: cl_device_id
     nonisolated(unsafe) let platformID: cl_platform_id
 
+    /// The device name, platform and driver version.
     public var description: String { "\(info.name) (\(info.platformName), \(info.driverVersion))" }
 
+    /// Two values are equal when they name the same `cl_device_id`.
     public static func == (a: ComputeDevice, b: ComputeDevice) -> Bool { a.id == b.id }
+    /// Hashes the `cl_device_id`, as ``==(_:_:)`` compares it.
     public func hash(into h: inout Hasher) { h.combine(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(id)))) }
 
-    /// Every device of every platform, in platform order then device order.
+    /// Every device of every platform, in platform order then device order; empty when no OpenCL
+    /// platform is installed. Throws ``OpenCLError`` when a platform or device query fails.
     public static func all() throws -> [ComputeDevice] {
         var platformCount: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &platformCount)

@@ -5,17 +5,27 @@ public struct DeviceSelector: Sendable, Hashable, CustomStringConvertible {
     /// The environment variable read when no selector is given explicitly.
     public static let environmentVariable = "MINFERENCECL_DEVICE"
 
+    /// What a selector's text means.
     public enum Rule: Sendable, Hashable {
+        /// Empty, `default` or `auto`: the first GPU, else the first CPU device, else the first device.
         case automatic
+        /// A position among all devices of all platforms (``ComputeDevice/index``).
         case index(Int)
+        /// `P:D`: device `D` of platform `P`.
         case platformDevice(platform: Int, device: Int)
+        /// `gpu` or `cpu`: the first device of that kind.
         case kind(DeviceInfo.Kind)
+        /// Anything else: the first device whose name, vendor or platform name contains this
+        /// (lowercased) text.
         case nameContains(String)
     }
 
+    /// The rule parsed from ``text``.
     public let rule: Rule
+    /// The selector as the user wrote it.
     public let text: String
 
+    /// Parses a selector (see ``Rule``); every text is a valid selector.
     public init(_ text: String) {
         self.text = text
         let t = text.trimmingSpaces()
@@ -35,6 +45,7 @@ public struct DeviceSelector: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The selector of ``Rule/automatic``.
     public static let automatic = DeviceSelector("")
 
     /// The selector named by `MINFERENCECL_DEVICE`, or automatic.
@@ -42,8 +53,11 @@ public struct DeviceSelector: Sendable, Hashable, CustomStringConvertible {
         DeviceSelector(environment[environmentVariable] ?? "")
     }
 
+    /// The text, or `default` when it is empty.
     public var description: String { text.isEmpty ? "default" : text }
 
+    /// The first of `devices` that the rule matches. Throws ``DeviceSelectionError`` (listing
+    /// `devices`) when none does.
     public func select(from devices: [ComputeDevice]) throws -> ComputeDevice {
         let found: ComputeDevice?
         switch rule {
@@ -68,7 +82,9 @@ public struct DeviceSelector: Sendable, Hashable, CustomStringConvertible {
 
 /// No device matched the selector; the message lists the devices there are.
 public struct DeviceSelectionError: Error, CustomStringConvertible, Sendable {
+    /// The selector that matched nothing.
     public let selector: String
+    /// Every device there is, one line each: index, platform:device, kind, name and vendor.
     public let available: [String]
 
     init(selector: String, devices: [ComputeDevice]) {
@@ -76,6 +92,7 @@ public struct DeviceSelectionError: Error, CustomStringConvertible, Sendable {
         self.available = devices.map { "\($0.index) (\($0.platformIndex):\($0.indexInPlatform)) \($0.info.kind.rawValue) \($0.info.name) [\($0.info.vendor)]" }
     }
 
+    /// One line with the selector and the devices there are (or how to install a driver).
     public var description: String {
         if available.isEmpty {
             return "no OpenCL device matches '\(selector)': no OpenCL platform or device is installed (install an OpenCL driver, e.g. pocl-opencl-icd)"

@@ -8,11 +8,14 @@ import FoundationEssentials
 /// Location: `MINFERENCECL_CACHE_DIR` (`off` disables the cache), else
 /// `$XDG_CACHE_HOME/minference-cl`, else `~/.cache/minference-cl`.
 public struct DiskProgramCache: Sendable {
+    /// The environment variable naming the cache folder (`off`, `none`, `0` or empty: no cache).
     public static let directoryVariable = "MINFERENCECL_CACHE_DIR"
     static let magic: [UInt8] = Array("MICLPRG1".utf8)
 
+    /// The folder holding the `.clbin` files; created on the first store.
     public let directory: String
 
+    /// A cache in `directory` (nothing is created until a program is stored).
     public init(directory: String) {
         self.directory = directory
     }

@@ -12,7 +12,7 @@ enum KernelArgument {
     /// Dynamic local memory of this many bytes.
     case local(Int)
 
-    public static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
+    static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
 }
 
 /// A `cl_kernel` made for one launch (kernel objects are not thread-safe to set up, so each
@@ -102,7 +102,7 @@ public final class CommandEvent: @unchecked Sendable {
         LiveObjects.counters.events.decrement()
     }
 
-    /// Waits until the command has completed. Throws `OpenCLError` when it failed.
+    /// Waits until the command has finished. Throws ``OpenCLError`` when the command failed.
     public func wait() throws {
         var e: cl_event? = event
         try check(clWaitForEvents(1, &e), "clWaitForEvents(\(label))")

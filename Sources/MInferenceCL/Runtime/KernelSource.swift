@@ -5,13 +5,13 @@ import Synchronization
 /// The text of one kernel file with its `#include "..."` lines resolved, ready for
 /// `clCreateProgramWithSource`. Files come from the binary (embedded at build time) unless
 /// `MINFERENCECL_KERNELS_DIR` names a folder to read them from (kernel development).
-public struct KernelSource: Sendable, Hashable {
-    public static let overrideDirectoryVariable = "MINFERENCECL_KERNELS_DIR"
+package struct KernelSource: Sendable, Hashable {
+    package static let overrideDirectoryVariable = "MINFERENCECL_KERNELS_DIR"
 
-    public let file: String
-    public let text: String
+    package let file: String
+    package let text: String
     /// FNV-1a of `text`: the source part of the program cache key.
-    public let hash: UInt64
+    package let hash: UInt64
 
     init(file: String, text: String) {
         self.file = file
@@ -21,7 +21,7 @@ public struct KernelSource: Sendable, Hashable {
 
     /// The kernel file `file` (e.g. `dense_attention.cl`) with its includes inlined. Resolved
     /// once per process and folder (every launch asks for its source).
-    public static func named(_ file: String) throws -> KernelSource {
+    package static func named(_ file: String) throws -> KernelSource {
         let directory = ProcessInfo.processInfo.environment[overrideDirectoryVariable]
         let key = file + "\u{0}" + (directory ?? "")
         if let known = resolved.withLock({ $0[key] }) { return known }
@@ -68,8 +68,12 @@ public struct KernelSource: Sendable, Hashable {
     }
 }
 
+/// A kernel file that could not be found: a program was asked for a file that neither the binary
+/// embeds nor the folder of `MINFERENCECL_KERNELS_DIR` holds.
 public enum KernelSourceError: Error, CustomStringConvertible, Sendable {
+    /// `file` is not in `place` (the embedded kernels, or the override folder).
     case missing(file: String, place: String)
+    /// One line naming the file and where it was looked for.
     public var description: String {
         switch self {
         case .missing(let file, let place): "kernel file \(file) not found in \(place)"

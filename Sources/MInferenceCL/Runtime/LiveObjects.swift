@@ -3,19 +3,19 @@ import Synchronization
 /// How many OpenCL objects this library holds right now, per kind: each owning Swift object
 /// counts itself in `init` and out in `deinit`, so leak checks can compare counts before and
 /// after a workload (a count that only grows is a leak).
-public struct LiveObjects: Sendable, Hashable, CustomStringConvertible {
+package struct LiveObjects: Sendable, Hashable, CustomStringConvertible {
     /// `cl_context` + `cl_command_queue` pairs (`ComputeContext`).
-    public var contexts: Int
+    package var contexts: Int
     /// Built `cl_program`s (`Program`).
-    public var programs: Int
+    package var programs: Int
     /// `cl_kernel`s (one per launch, released when the launch is enqueued).
-    public var kernels: Int
+    package var kernels: Int
     /// `cl_mem` buffers (`DeviceBuffer`).
-    public var buffers: Int
+    package var buffers: Int
     /// `cl_event`s kept for timing (`CommandEvent`).
-    public var events: Int
+    package var events: Int
 
-    public init(contexts: Int = 0, programs: Int = 0, kernels: Int = 0, buffers: Int = 0, events: Int = 0) {
+    package init(contexts: Int = 0, programs: Int = 0, kernels: Int = 0, buffers: Int = 0, events: Int = 0) {
         self.contexts = contexts
         self.programs = programs
         self.kernels = kernels
@@ -24,16 +24,16 @@ public struct LiveObjects: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// No object held.
-    public static let none = LiveObjects()
+    package static let none = LiveObjects()
 
     /// The counts now.
-    public static var now: LiveObjects {
+    package static var now: LiveObjects {
         LiveObjects(contexts: counters.contexts.load(ordering: .relaxed), programs: counters.programs.load(ordering: .relaxed),
                     kernels: counters.kernels.load(ordering: .relaxed), buffers: counters.buffers.load(ordering: .relaxed),
                     events: counters.events.load(ordering: .relaxed))
     }
 
-    public var description: String {
+    package var description: String {
         "contexts \(contexts), programs \(programs), kernels \(kernels), buffers \(buffers), events \(events)"
     }
 

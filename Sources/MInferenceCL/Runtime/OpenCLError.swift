@@ -3,11 +3,14 @@ import COpenCL
 /// A failed OpenCL call: the status by name (`CL_OUT_OF_RESOURCES`, not -5), the call, and the
 /// device it was made for.
 public struct OpenCLError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The `cl_int` status the call returned (negative).
     public let status: Int32
+    /// The call with its salient arguments, e.g. `clCreateBuffer(q, 1048576 bytes)`.
     public let call: String
+    /// The name of the device the call was made for, when known.
     public let device: String?
 
-    public init(status: Int32, call: String, device: String? = nil) {
+    package init(status: Int32, call: String, device: String? = nil) {
         self.status = status
         self.call = call
         self.device = device
@@ -16,11 +19,14 @@ public struct OpenCLError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The OpenCL name of the status code.
     public var name: String { OpenCLError.name(of: status) }
 
+    /// One line: the call, the status by name and number, and the device.
     public var description: String {
         let place = device.map { " on \($0)" } ?? ""
         return "\(call) failed with \(name) (\(status))\(place)"
     }
 
+    /// The name of an OpenCL status code (`-5` is `CL_OUT_OF_RESOURCES`), or
+    /// `unknown OpenCL status`.
     public static func name(of status: Int32) -> String {
         switch status {
         case 0: "CL_SUCCESS"

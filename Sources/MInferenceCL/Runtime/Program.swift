@@ -69,20 +69,30 @@ struct ProgramKey: Hashable, Sendable, CustomStringConvertible {
 public struct ProgramBuildError: Error, CustomStringConvertible, Sendable {
     /// Which build failed: the driver's ordinary build, or a stage of the sm_90a build (`Sm90aBuild`).
     public enum Stage: String, Sendable {
+        /// The driver's ordinary build of the OpenCL C source.
         case openCLC = "OpenCL C build"
+        /// Stage 1 of the sm_90a build: the driver compiles the OpenCL C source to sm_90 PTX.
         case sm90aSource = "sm_90a stage 1 (OpenCL C to sm_90 PTX)"
+        /// The host's patch of the stage-1 PTX (unhiding the sm_90a lines, retargeting).
         case sm90aPatch = "sm_90a patch of the stage-1 PTX"
+        /// Stage 2: the driver builds the patched PTX for sm_90a.
         case sm90aBinary = "sm_90a stage 2 (patched PTX to sm_90a)"
     }
 
+    /// The kernel file, e.g. `dense_attention.cl`.
     public let file: String
+    /// The build options (`-D` values and flags) as passed to the compiler.
     public let options: String
+    /// The device name.
     public let device: String
+    /// The status by name, e.g. `CL_BUILD_PROGRAM_FAILURE`.
     public let status: String
+    /// The compiler's build log.
     public let log: String
+    /// Which build failed.
     public let stage: Stage
 
-    public init(file: String, options: String, device: String, status: String, log: String, stage: Stage = .openCLC) {
+    package init(file: String, options: String, device: String, status: String, log: String, stage: Stage = .openCLC) {
         self.file = file
         self.options = options
         self.device = device
@@ -91,6 +101,7 @@ public struct ProgramBuildError: Error, CustomStringConvertible, Sendable {
         self.stage = stage
     }
 
+    /// The file, device, status, stage and options on the first line, then the build log.
     public var description: String {
         "building \(file) for \(device) failed with \(status) (\(stage.rawValue)); options: \(options)\nbuild log:\n\(log)"
     }

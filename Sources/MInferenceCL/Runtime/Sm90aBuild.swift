@@ -7,24 +7,24 @@
 /// which `clCreateProgramWithBinary` + `clBuildProgram` assemble (stage 2). The procedure and what
 /// was measured with it are in `docs/NVIDIA-OPENCL.md`. The program caches keep the patched PTX,
 /// so a second run does not rebuild.
-public struct Sm90aBuild: Sendable, Hashable, CustomStringConvertible {
+package struct Sm90aBuild: Sendable, Hashable, CustomStringConvertible {
     /// The comment marker in front of each sm_90a line of inline PTX.
-    public static let marker = "// SM90A "
+    package static let marker = "// SM90A "
 
     /// Registers per thread to declare on every entry (`.maxnreg`), nil for the assembler's own
     /// choice. `setmaxnreg` needs a count at entry, and a cap lets more work-groups share an SM.
-    public var maxRegisters: Int?
+    package var maxRegisters: Int?
 
-    public init(maxRegisters: Int? = nil) {
+    package init(maxRegisters: Int? = nil) {
         self.maxRegisters = maxRegisters
     }
 
-    public var description: String { "sm_90a" + (maxRegisters.map { " maxnreg=\($0)" } ?? "") }
+    package var description: String { "sm_90a" + (maxRegisters.map { " maxnreg=\($0)" } ?? "") }
 
     /// The sm_90a program text for the sm_90 PTX `ptx` of stage 1: the markers removed, the target
     /// retargeted, and `.maxnreg` inserted before the body of every entry when `maxRegisters` is set.
     /// Throws `ProgramBuildError` (stage 2) when `ptx` is not the PTX this patch expects.
-    public func patch(ptx: String, file: String, device: String) throws -> String {
+    package func patch(ptx: String, file: String, device: String) throws -> String {
         func refuse(_ why: String) -> ProgramBuildError {
             ProgramBuildError(file: file, options: description, device: device, status: "unexpected stage-1 PTX", log: why,
                               stage: .sm90aPatch)

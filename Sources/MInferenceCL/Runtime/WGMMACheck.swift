@@ -9,8 +9,10 @@ public enum WGMMAStatus: Sendable, Equatable, CustomStringConvertible {
     /// Not an NVIDIA device of compute capability 9.0, turned off, or the check failed: why.
     case unavailable(String)
 
+    /// Whether the status is ``available``.
     public var isAvailable: Bool { self == .available }
 
+    /// `wgmma available`, or `wgmma unavailable:` and why.
     public var description: String {
         switch self {
         case .available: "wgmma available"

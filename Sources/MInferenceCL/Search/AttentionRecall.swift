@@ -9,6 +9,7 @@ public final class AttentionRecall: @unchecked Sendable {
     static let file = "recall.cl"
     static let rows = 64
 
+    /// The layer's problem: causal prefill, `Nq == Nk`.
     public let problem: AttentionProblem
     let context: ComputeContext
     let q: DeviceBuffer
@@ -22,6 +23,10 @@ public final class AttentionRecall: @unchecked Sendable {
     public let launchFLOPs: Double
 
     /// Computes the dense row statistics of every query head of `q` and `k` (waits for them).
+    /// `q` is `[B, Hq, N, d]` (or `[Hq, N, d]`) and `k` `[B, Hkv, N, d]`, both in the problem's input
+    /// dtype. Throws ``AttentionError/unsupported(_:)`` for a problem that is not causal prefill,
+    /// ``AttentionError/shape(_:)`` for tensors that do not match it, ``DeviceMemoryError`` or
+    /// ``OpenCLError`` from the device.
     public init(context: ComputeContext, problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, launchFLOPs: Double = 1e12) throws {
         guard problem.causal, problem.queryLength == problem.keyLength else {
             throw AttentionError.unsupported("recall is defined for causal prefill (Nq == Nk); got \(problem)")
@@ -63,7 +68,9 @@ public final class AttentionRecall: @unchecked Sendable {
                             options: BuildOptions(defines: ["INPUT_DTYPE": problem.inputDType.kernelName, "HEAD_DIM": "\(problem.headDim)"]))
     }
 
-    /// Mean recall over the queries of each (flattened head, coverage) pair, in order.
+    /// Mean recall over the queries of each (flattened head, coverage) pair, in order: a value in
+    /// [0, 1] per pair. Heads are flattened (`b * Hq + h`); throws
+    /// ``AttentionError/invalidArgument(_:)`` for a head outside `0..<B * Hq`.
     public func recall(_ coverages: [(head: Int, coverage: HeadCoverage)]) throws -> [Double] {
         let heads = problem.batch * problem.headsQ
         if let bad = coverages.first(where: { !(0..<heads).contains($0.head) }) {

@@ -5,11 +5,11 @@
 ///
 /// Deterministic: candidates are visited in the order given, and a later one replaces an earlier
 /// one only with strictly more recall.
-public enum BudgetAllocation {
-    public static let maxUnits = 20_000
+package enum BudgetAllocation {
+    package static let maxUnits = 20_000
 
     /// The index of the chosen candidate per head, or nil when no combination fits `budget`.
-    public static func choose(costs: [[Int]], recalls: [[Double]], budget: Int) -> [Int]? {
+    package static func choose(costs: [[Int]], recalls: [[Double]], budget: Int) -> [Int]? {
         precondition(costs.count == recalls.count && zip(costs, recalls).allSatisfy { $0.count == $1.count })
         guard budget >= 0 else { return nil }
         let unit = max(1, (budget + maxUnits - 1) / maxUnits)

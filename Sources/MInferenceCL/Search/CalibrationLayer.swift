@@ -5,11 +5,16 @@ import FoundationEssentials
 /// Tests/MInferenceCLTests/Fixtures). The search reads q and
 /// k (recall does not depend on v); `inspect` also reads v for the output error.
 public struct CalibrationLayer: Sendable {
+    /// The folder the layer was read from; names the layer in messages and reports.
     public var folder: String
+    /// Queries, `[Hq, N, d]`.
     public var q: Tensor
+    /// Keys, `[Hkv, N, d]`.
     public var k: Tensor
+    /// Values, `[Hkv, N, d]`; only inspection needs them.
     public var v: Tensor?
 
+    /// A layer from tensors in memory; `folder` names it in messages.
     public init(folder: String, q: Tensor, k: Tensor, v: Tensor? = nil) {
         self.folder = folder
         self.q = q
@@ -17,7 +22,8 @@ public struct CalibrationLayer: Sendable {
         self.v = v
     }
 
-    /// Reads `folder`/q.npy and k.npy, and v.npy when `values` is set.
+    /// Reads `folder`/q.npy and k.npy, and v.npy when `values` is set (`bf16` as in
+    /// ``NPYFile/read(_:bf16:)``). Throws ``TensorFileError``.
     public static func load(folder: String, values: Bool = false, bf16: Bool = false) throws -> CalibrationLayer {
         guard FileManager.default.fileExists(atPath: folder) else {
             throw TensorFileError.missing(path: folder + " (a layer folder with q.npy, k.npy, v.npy)")
@@ -27,7 +33,9 @@ public struct CalibrationLayer: Sendable {
                                 v: values ? try NPYFile.read(base + "v.npy", bf16: bf16) : nil)
     }
 
-    /// The causal prefill problem of the layer; q is `[Hq, N, d]` (or `[1, Hq, N, d]`).
+    /// The causal prefill problem of the layer; q is `[Hq, N, d]` (or `[1, Hq, N, d]`). Throws
+    /// ``AttentionError`` (naming the folder) for mixed dtypes, a batch above 1, or q and k of
+    /// different lengths.
     public func problem() throws -> AttentionProblem {
         guard q.dtype == k.dtype, v.map({ $0.dtype == q.dtype }) ?? true else {
             throw AttentionError.dtype("\(folder): q, k and v must share one dtype; got q \(q.dtype), k \(k.dtype)\(v.map { ", v \($0.dtype)" } ?? "")")

@@ -3,12 +3,17 @@
 /// does query i see" on the host (coverage pictures, reports) and "what does it cost"
 /// (`KernelCost`); the device scores the same sets with recall.cl.
 public enum HeadCoverage: Sendable {
+    /// Every causal key.
     case dense
+    /// The first `sink` keys and the last `window` keys up to the query (budgets above N count as N).
     case aShape(sink: Int, window: Int)
+    /// The 64-key windows and columns of a vertical-slash head's block-form index.
     case verticalSlash(VerticalSlashHeadIndices)
+    /// The key blocks a block-sparse head selected per query block.
     case blockSparse(BlockSparseHeadIndices)
 
     /// The coverage of `head` (flattened) in a layer run made with `SparseOptions.collectIndices`.
+    /// Throws ``AttentionError/invalidArgument(_:)`` when the head's indices were not collected.
     public init(report: LayerResult, head: Int) throws {
         let pattern = report.executed[head % report.problem.headsQ]
         switch pattern {

@@ -8,8 +8,9 @@
 /// budgets (docs/MINFERENCE.md section 9): here vertical-slash windows widened to 64 keys, the
 /// "grow by a whole block" merge and partly masked diagonal tiles are all paid for.
 public struct KernelCost: Sendable, Hashable, CustomStringConvertible {
-    /// Query rows per tile (upstream's row block) and keys per tile.
+    /// Query rows per tile (upstream's row block).
     public static let tileRows = 64
+    /// Keys per tile.
     public static let tileKeys = 64
 
     /// 64x64 tiles the kernel visits.
@@ -17,6 +18,7 @@ public struct KernelCost: Sendable, Hashable, CustomStringConvertible {
     /// Sequence length N the cost was counted at.
     public var length: Int
 
+    /// A cost of `tiles` tiles at sequence length `length`.
     public init(tiles: Int, length: Int) {
         self.tiles = tiles
         self.length = length
@@ -76,5 +78,6 @@ public struct KernelCost: Sendable, Hashable, CustomStringConvertible {
         Double(tiles) * Double(Self.tileRows * Self.tileKeys) * 4 * Double(headDim)
     }
 
+    /// The tiles and their share of dense, e.g. `1056 tiles (25.3% of dense)`.
     public var description: String { "\(tiles) tiles (\(Format.fixed(100 * share, 1))% of dense)" }
 }

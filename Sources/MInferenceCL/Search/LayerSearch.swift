@@ -3,10 +3,13 @@
 public struct LayerSearch: Sendable {
     /// The layer folder.
     public var source: String
+    /// The layer's causal prefill problem.
     public var problem: AttentionProblem
     /// The cost one head may spend (on average, with `.layer` allocation).
     public var target: KernelCost
+    /// Who shared the target: the layer's heads, or each head alone.
     public var allocation: SearchOptions.Allocation
+    /// Every query head's candidates and choice, in head order.
     public var heads: [HeadSearch]
     /// The best single vertical-slash budget pair for every head of the layer whose summed cost
     /// stays within heads x target (nil when not computed or when none fits).
@@ -30,6 +33,7 @@ public struct LayerSearch: Sendable {
 
 /// One query head: every candidate that was scored, best recall first, and the chosen one.
 public struct HeadSearch: Sendable {
+    /// The query head.
     public var head: Int
     /// Candidates in the search's order (`SearchCandidate.ranksAbove`).
     public var candidates: [SearchCandidate]
@@ -38,6 +42,7 @@ public struct HeadSearch: Sendable {
     /// Why a family offered nothing (e.g. block-sparse's 100 blocks cost more than allowed).
     public var notes: [String]
 
+    /// The candidate the search chose for the head.
     public var chosen: SearchCandidate { candidates[chosenIndex] }
 
     /// The best candidate of another kind than the chosen one costing at most `tiles`: what
@@ -49,13 +54,17 @@ public struct HeadSearch: Sendable {
 
 /// One vertical-slash budget pair for every head of a layer.
 public struct UniformVerticalSlash: Sendable {
+    /// The budget pair every head runs.
     public var pattern: HeadPattern
     /// Per head: its cost, coverage and recall with `pattern`.
     public var heads: [SearchCandidate]
     /// Every vertical budget tried, with its largest fitting slash budget and mean recall.
     public var tried: [(pattern: HeadPattern, meanRecall: Double, tiles: Int)]
 
+    /// Mean recall over the layer's heads.
     public var meanRecall: Double { heads.map(\.recall).reduce(0, +) / Double(max(heads.count, 1)) }
+    /// Mean covered density over the layer's heads.
     public var meanDensity: Double { heads.map(\.density).reduce(0, +) / Double(max(heads.count, 1)) }
+    /// Summed cost of the heads in tiles.
     public var totalTiles: Int { heads.map(\.cost.tiles).reduce(0, +) }
 }

@@ -20,15 +20,22 @@
 /// token counts, as the config format has no notion of N. Deterministic for the same input and
 /// device.
 public struct PatternSearch: Sendable {
+    /// The engine whose device scores the candidates (and whose kernel configuration the
+    /// vertical-slash and block-sparse pipelines use).
     public let engine: AttentionEngine
+    /// What the search tries and how it spends the budget.
     public var options: SearchOptions
 
+    /// A search on `engine`'s device with `options`.
     public init(engine: AttentionEngine, options: SearchOptions) {
         self.engine = engine
         self.options = options
     }
 
-    /// Searches one calibration layer; `progress` receives short status lines.
+    /// Searches one calibration layer; `progress` receives short status lines. Throws
+    /// ``AttentionError`` for invalid options or layer shapes, and ``AttentionError/budget(_:)``
+    /// when no candidate (or, with `.layer` allocation, no combination) fits the target; device
+    /// errors (``OpenCLError``, ``DeviceMemoryError``, ``ProgramBuildError``) as they occur.
     public func search(layer: CalibrationLayer, progress: (String) -> Void = { _ in }) throws -> LayerSearch {
         try options.validate()
         let problem = try layer.problem()

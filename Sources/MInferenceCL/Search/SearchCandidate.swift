@@ -1,13 +1,16 @@
 /// One scored option for one head: a pattern with budgets, what its kernel visits and covers on
 /// the calibration input, and its recall there.
 public struct SearchCandidate: Sendable, Hashable {
+    /// The pattern with budgets, as it would be written to the config.
     public var pattern: HeadPattern
+    /// The tiles the head's kernel visits with `pattern` on the calibration input.
     public var cost: KernelCost
     /// Causal (query, key) pairs the kernel covers.
     public var coveredPairs: Int
     /// Mean over the queries of the dense softmax mass inside the covered set.
     public var recall: Double
 
+    /// A candidate with its measured cost, coverage and recall.
     public init(pattern: HeadPattern, cost: KernelCost, coveredPairs: Int, recall: Double) {
         self.pattern = pattern
         self.cost = cost

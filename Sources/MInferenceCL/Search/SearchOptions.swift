@@ -14,6 +14,7 @@ public struct SearchOptions: Sendable, Hashable {
 
     /// The kernel cost one head may spend (on average over a layer's heads with `.layer`).
     public var target: SearchTarget
+    /// Who shares the target; default `.layer`.
     public var allocation: Allocation
     /// Cost levels, as multiples of the target, at which candidates are made with `.layer`
     /// (capped at dense cost); `.head` uses the target alone.
@@ -35,10 +36,16 @@ public struct SearchOptions: Sendable, Hashable {
     /// spend the layer's budget, so the search then never does worse than it.
     public var uniformCandidates: Bool
 
+    /// The default cost levels, as multiples of the target.
     public static let defaultLevels = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3]
+    /// The default A-shape sink ladder (tokens).
     public static let defaultSinks = [64, 128, 256, 512, 1024, 2048, 4096, 8192]
+    /// The default vertical-slash vertical ladder (key columns); 30 is upstream's lower clamp.
     public static let defaultVerticals = [30, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 
+    /// Options for `target`; every other setting defaults to the ladders and levels above, all
+    /// three families, and the uniform vertical-slash comparison. Checked by ``validate()`` when
+    /// a search starts.
     public init(target: SearchTarget, allocation: Allocation = .layer, levels: [Double] = defaultLevels, sinks: [Int] = defaultSinks,
                 verticals: [Int] = defaultVerticals, blockSparse: Bool = true, uniformBaseline: Bool = true, uniformCandidates: Bool = true) {
         self.target = target
@@ -51,7 +58,9 @@ public struct SearchOptions: Sendable, Hashable {
         self.uniformCandidates = uniformCandidates
     }
 
-    /// Throws unless the target, levels and every ladder budget are valid.
+    /// Throws unless the target, levels and every ladder budget are valid:
+    /// ``AttentionError/budget(_:)`` for a bad target, level or budget,
+    /// ``AttentionError/invalidArgument(_:)`` when no candidate family is left.
     public func validate() throws {
         try target.validate()
         guard !sinks.isEmpty || !verticals.isEmpty || blockSparse else {

@@ -11,11 +11,13 @@ public struct SearchReport: Codable, Sendable {
         public var pattern: String
         /// The config entry upstream reads: [name, v, s].
         public var entry: [String]
-        /// Tiles the kernel visits and their share of dense causal attention's (the FLOPs share).
+        /// Tiles the kernel visits.
         public var tiles: Int
+        /// Their share of dense causal attention's tiles (the FLOPs share), in [0, 1].
         public var cost: Double
         /// Covered share of the causal pairs.
         public var density: Double
+        /// Mean share of each query's dense softmax mass inside the covered keys, in [0, 1].
         public var recall: Double
 
         init(_ c: SearchCandidate) {
@@ -28,8 +30,11 @@ public struct SearchReport: Codable, Sendable {
         }
     }
 
+    /// One query head: the chosen candidate and what it was chosen over.
     public struct Head: Codable, Sendable {
+        /// The query head.
         public var head: Int
+        /// The candidate written to the config.
         public var chosen: Candidate
         /// The best candidate of another kind within what the head could spend (the target per
         /// head with head allocation, the chosen cost with layer allocation).
@@ -39,52 +44,81 @@ public struct SearchReport: Codable, Sendable {
         public var candidates: [Candidate]
         /// Candidates scored in all.
         public var scored: Int
+        /// Why a family offered nothing for this head.
         public var notes: [String]
     }
 
+    /// The best uniform vertical-slash config of the same total cost: one budget pair for every
+    /// head of the layer.
     public struct Uniform: Codable, Sendable {
+        /// The config entry upstream reads: `[vertical_and_slash, v, s]`.
         public var entry: [String]
+        /// Mean recall over the layer's heads.
         public var meanRecall: Double
+        /// Mean covered density over the layer's heads.
         public var meanDensity: Double
+        /// Summed tiles of the layer's heads.
         public var tiles: Int
+        /// Each head's cost, density and recall with the pair.
         public var perHead: [Candidate]
+        /// Every vertical budget tried, with its largest fitting slash budget.
         public var tried: [Tried]
 
+        /// One budget pair the uniform search tried.
         public struct Tried: Codable, Sendable {
+            /// The config entry: `[vertical_and_slash, v, s]`.
             public var entry: [String]
+            /// Mean recall over the layer's heads.
             public var meanRecall: Double
+            /// Summed tiles of the layer's heads.
             public var tiles: Int
         }
     }
 
+    /// One searched layer.
     public struct Layer: Codable, Sendable {
         /// Position in the config (model order of the --layers folders).
         public var index: Int
+        /// The calibration layer's folder.
         public var source: String
+        /// Sequence length N (tokens).
         public var length: Int
+        /// Query heads Hq.
         public var headsQ: Int
+        /// Key/value heads Hkv.
         public var headsKV: Int
+        /// Head dimension d.
         public var headDim: Int
+        /// The inputs' dtype (`f16`, `bf16`, `f32`).
         public var dtype: String
         /// layer: the heads share heads x targetTiles; head: each head gets at most targetTiles.
         public var allocation: String
         /// Per-head budget and the dense causal kernel's tiles at this length.
         public var targetTiles: Int
+        /// Tiles of the dense causal kernel at this length, R(R + 1) / 2 with R = ceil(N / 64).
         public var denseTiles: Int
+        /// Mean recall of the chosen patterns.
         public var meanRecall: Double
+        /// Mean covered density of the chosen patterns.
         public var meanDensity: Double
         /// Summed tiles of the chosen patterns (at most heads x targetTiles).
         public var tiles: Int
+        /// Every query head, in head order.
         public var heads: [Head]
+        /// The uniform vertical-slash comparison (nil when not computed or when none fits).
         public var uniformVerticalSlash: Uniform?
     }
 
+    /// The search target in words (``SearchTarget/description``).
     public var target: String
+    /// The device that scored the candidates.
     public var device: String
     /// How cost is counted.
     public var costModel = "64x64 tiles the kernel visits; each costs 64 * 64 * 4 * headDim FLOPs; cost = share of the dense causal kernel's R(R+1)/2 tiles"
+    /// The searched layers, in config order.
     public var layers: [Layer]
 
+    /// The report of `layers` searched for `target` on `device` (a device name).
     public init(layers: [LayerSearch], target: SearchTarget, device: String) {
         self.target = target.description
         self.device = device
@@ -127,7 +161,8 @@ public struct SearchReport: Codable, Sendable {
         }
     }
 
-    /// Pretty-printed JSON with sorted keys (stable for the same search).
+    /// Pretty-printed JSON with sorted keys (stable for the same search), ending in a newline.
+    /// Throws the `JSONEncoder`'s error (none is expected: every value is finite).
     public func json() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

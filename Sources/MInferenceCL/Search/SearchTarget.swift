@@ -11,7 +11,8 @@ public enum SearchTarget: Sendable, Hashable, CustomStringConvertible {
     case aShape(sink: Int, window: Int)
 
     /// Parses `SINK+WINDOW`, each a whole number with an optional `k` (times 1024): `1k+4k`,
-    /// `128+3968`.
+    /// `128+3968`. Throws ``AttentionError/budget(_:)`` for anything else, and for budgets outside
+    /// 1...2^31 - 1.
     public init(budget spec: String) throws {
         let parts = spec.split(separator: "+", omittingEmptySubsequences: false)
         func number(_ text: Substring) -> Int? {
@@ -27,7 +28,8 @@ public enum SearchTarget: Sendable, Hashable, CustomStringConvertible {
         self = .aShape(sink: sink, window: window)
     }
 
-    /// Throws unless a density is in (0, 1] or the A-shape budgets are positive.
+    /// Throws ``AttentionError/budget(_:)`` unless a density is in (0, 1] or the A-shape budgets
+    /// are positive.
     public func validate() throws {
         switch self {
         case .density(let d):
@@ -46,6 +48,7 @@ public enum SearchTarget: Sendable, Hashable, CustomStringConvertible {
         return KernelCost(tiles: max(tiles, KernelCost.rowBlocks(length: n)), length: n)
     }
 
+    /// The target in words, e.g. `density 0.3 of the dense causal kernel's FLOPs`.
     public var description: String {
         switch self {
         case .density(let d): "density \(d) of the dense causal kernel's FLOPs"

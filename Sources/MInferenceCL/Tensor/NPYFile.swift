@@ -11,6 +11,9 @@ public enum NPYFile {
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
     /// Reads a tensor. With `bf16: true`, 16-bit integer or void words are taken as bfloat16.
+    ///
+    /// Throws ``TensorFileError``: `missing` or `unreadable` for the file, and what
+    /// ``decode(_:path:bf16:)`` throws for its contents.
     public static func read(_ path: String, bf16: Bool = false) throws -> Tensor {
         guard FileManager.default.fileExists(atPath: path) else { throw TensorFileError.missing(path: path) }
         guard let data = FileManager.default.contents(atPath: path) else { throw TensorFileError.unreadable(path: path) }
@@ -18,6 +21,7 @@ public enum NPYFile {
     }
 
     /// Writes `tensor` (bf16 is stored as `<u2` words); the file appears whole or not at all.
+    /// Throws ``TensorFileError/unwritable(path:reason:)``.
     public static func write(_ tensor: Tensor, to path: String) throws {
         let bytes = encode(tensor)
         do {
@@ -27,6 +31,8 @@ public enum NPYFile {
         }
     }
 
+    /// The bytes of a `.npy` file (format version 1.0, C order) holding `tensor`: `<f2`, `<f4`, or
+    /// bf16 as `<u2` words.
     public static func encode(_ tensor: Tensor) -> [UInt8] {
         let descr = switch tensor.dtype {
         case .f16: "<f2"
@@ -36,7 +42,9 @@ public enum NPYFile {
         return encode(descr: descr, shape: tensor.shape, data: tensor.bytes)
     }
 
-    /// Writes int32 values (index arrays) as `<i4`.
+    /// Writes int32 values (index arrays) as `<i4`. Throws ``AttentionError/shape(_:)`` when the
+    /// values do not fill `shape`, ``TensorFileError/unwritable(path:reason:)`` when the file
+    /// cannot be written.
     public static func write(int32 values: [Int32], shape: [Int], to path: String) throws {
         guard try Tensor.elementCount(of: shape) == values.count else {
             throw AttentionError.shape("\(values.count) values do not fill shape \(shape)")
@@ -64,6 +72,12 @@ public enum NPYFile {
         return out
     }
 
+    /// Parses the bytes of a `.npy` file; `path` names it in errors. With `bf16: true`, 16-bit
+    /// integer or void words (`<u2`, `<i2`, `|V2`, `<V2`, `V2`) are taken as bfloat16.
+    ///
+    /// Throws ``TensorFileError``: `badHeader` (no magic, an unreadable header dict),
+    /// `unsupportedDType` (with a hint, e.g. to pass `bf16`), `fortranOrder`, `truncated` or
+    /// `shapeMismatch` when the data does not match the header.
     public static func decode(_ bytes: [UInt8], path: String = "<memory>", bf16: Bool = false) throws -> Tensor {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw TensorFileError.badHeader(path: path, reason: "not a .npy file (missing the \\x93NUMPY magic)")
@@ -171,15 +185,25 @@ public enum NPYFile {
 
 /// A tensor file that cannot be read or written, and why.
 public enum TensorFileError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// No file at `path`.
     case missing(path: String)
+    /// The file exists but its contents cannot be read.
     case unreadable(path: String)
+    /// The file cannot be written; `reason` is the system's text (e.g. `Permission denied`).
     case unwritable(path: String, reason: String)
+    /// Not a `.npy` file, or its header cannot be parsed; `reason` says what was wrong.
     case badHeader(path: String, reason: String)
+    /// An element type other than `<f2`, `<f4` or bfloat16; `descr` is the header's, `hint` what to
+    /// do instead.
     case unsupportedDType(path: String, descr: String, hint: String)
+    /// The array is stored in Fortran (column-major) order.
     case fortranOrder(path: String)
+    /// The file holds `actual` bytes; the header promises `expected`.
     case truncated(path: String, expected: Int, actual: Int)
+    /// The data holds `dataBytes` bytes; `shape` needs `expectedBytes`.
     case shapeMismatch(path: String, shape: [Int], dataBytes: Int, expectedBytes: Int)
 
+    /// One line naming the file and what is wrong with it.
     public var description: String {
         switch self {
         case .missing(let p): "\(p): no such file"
@@ -197,7 +221,7 @@ public enum TensorFileError: Error, CustomStringConvertible, Sendable, Equatable
 extension TensorFileError {
     /// A short reason for a failed file operation: the POSIX error text (`No such file or
     /// directory`) instead of the Foundation error's dump.
-    public static func reason(_ error: any Error) -> String {
+    package static func reason(_ error: any Error) -> String {
         var posix = error as? POSIXError
         if posix == nil, let cocoa = error as? CocoaError {
             posix = cocoa.userInfo["NSUnderlyingError"] as? POSIXError

@@ -1,10 +1,13 @@
 /// A tensor in host memory: a shape, an element type and its little-endian bytes in C order.
 public struct Tensor: Sendable, Equatable {
+    /// The dimensions, outermost first: attention reads `[H, N, d]` or `[B, H, N, d]`.
     public var shape: [Int]
+    /// The element type of ``bytes``.
     public var dtype: DType
     /// Raw element bytes, `elementCount * dtype.byteCount` of them.
     public var bytes: [UInt8]
 
+    /// The product of ``shape`` (1 for a scalar shape `[]`).
     public var elementCount: Int { shape.reduce(1, *) }
 
     /// A tensor of `bytes`, which must hold exactly the shape's elements in `dtype`. Throws
