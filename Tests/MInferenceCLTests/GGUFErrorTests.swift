@@ -94,12 +94,14 @@ struct GGUFErrorTests {
         #expect(throws: GGUFError.self) { try read(bytes) }
         bytes = try Self.sample().encoded()
         patch(&bytes, at: tensorInfo("first.weight", in: bytes) + 4 + 8, UInt64(1) << 62)
-        #expect(throws: GGUFError.malformed(path: "<memory>", reason: "tensor 'first.weight' has too many elements (dimension 1 is 4611686018427387904)")) {
+        let tooMany = "tensor 'first.weight' has too many elements (dimension 1 is 4611686018427387904)"
+        #expect(throws: GGUFError.malformed(path: "<memory>", reason: tooMany)) {
             try read(bytes)
         }
         bytes = try Self.sample().encoded()
         patch(&bytes, at: tensorInfo("first.weight", in: bytes) + 4, UInt64(33))
-        #expect(throws: GGUFError.malformed(path: "<memory>", reason: "tensor 'first.weight': row length 33 is not a multiple of the Q4_1 block size 32")) {
+        let partial = "tensor 'first.weight': row length 33 is not a multiple of the Q4_1 block size 32"
+        #expect(throws: GGUFError.malformed(path: "<memory>", reason: partial)) {
             try read(bytes)
         }
     }
@@ -116,7 +118,8 @@ struct GGUFErrorTests {
         bytes = writer.encoded()
         let offset = tensorInfo("second.weight", in: bytes) + 4 + 8 + 4
         patch(&bytes, at: offset, UInt64(64 * 1024))
-        #expect(throws: GGUFError.tensorBeyondEnd(path: "<memory>", tensor: "second.weight", end: file.dataOffset + 64 * 1024 + 20, fileSize: file.fileSize)) {
+        let end = file.dataOffset + 64 * 1024 + 20
+        #expect(throws: GGUFError.tensorBeyondEnd(path: "<memory>", tensor: "second.weight", end: end, fileSize: file.fileSize)) {
             try read(bytes)
         }
         patch(&bytes, at: offset, UInt64.max)
@@ -199,6 +202,8 @@ struct GGUFErrorTests {
         #expect(throws: GGUFError.malformed(path: "<memory>", reason: "rows 1..<3 of tensor 'first.weight', which has 2")) {
             try file.dequantize(file.tensor(named: "first.weight"), rows: 1..<3)
         }
+        let foreign = GGUFTensorInfo(name: "first.weight", dimensions: [32, 4], type: .q4_1, offset: 0)
+        #expect(throws: GGUFError.missingTensor(path: "<memory>", tensor: "first.weight")) { try file.dequantize(foreign) }
         #expect(throws: GGUFError.missing(path: "/nonexistent/model.gguf")) { try GGUFFile(path: "/nonexistent/model.gguf") }
         #expect(throws: GGUFError.self) { try GGUFFile(path: FileManager.default.temporaryDirectory.path) }
         #expect(throws: GGUFError.invalidTensor(tensor: "t", reason: "Q8_0 [64] takes 68 bytes, got 67")) {

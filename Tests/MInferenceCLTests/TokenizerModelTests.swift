@@ -11,6 +11,8 @@ struct TokenizerModelTests {
 
     struct Case: Decodable, CustomTestStringConvertible, Sendable {
         var name: String, text: String, ids: [Int32]
+        /// The text the ids stand for, where it is not `text` (bytes without a token dropped).
+        var decoded: String?
         var testDescription: String { name }
     }
 
@@ -35,13 +37,13 @@ struct TokenizerModelTests {
     func fixture(_ c: Case) throws {
         let t = try Self.tokenizer.get()
         #expect(t.encode(c.text) == c.ids)
-        #expect(try t.decode(c.ids) == c.text)
+        #expect(try t.decode(c.ids) == c.decoded ?? c.text)
     }
 
     @Test("A 128K-token text encodes in seconds and decodes back")
     func longText() throws {
         let t = try Self.tokenizer.get()
-        let text = String(repeating: Self.cases.map(\.text).joined(separator: "\n"), count: 270)
+        let text = String(repeating: Self.cases.filter { $0.decoded == nil }.map(\.text).joined(separator: "\n"), count: 270)
         let start = ContinuousClock.now
         let ids = t.encode(text)
         let elapsed = ContinuousClock.now - start

@@ -75,8 +75,9 @@ extension GGUFFile {
 
     /// Rows `rows` of `tensor` as Float (an embedding lookup reads one row of a large table).
     /// - Throws: `GGUFError.unsupportedDequantization`; `GGUFError.malformed` for rows outside
-    ///   `0..<tensor.rowCount`.
+    ///   `0..<tensor.rowCount`; `GGUFError.missingTensor` for a tensor that is not this file's.
     public func dequantize(_ tensor: GGUFTensorInfo, rows: Range<Int>) throws -> [Float] {
+        guard isOwn(tensor) else { throw GGUFError.missingTensor(path: path, tensor: tensor.name) }
         guard tensor.type.isDequantizable else {
             throw GGUFError.unsupportedDequantization(path: path, tensor: tensor.name, type: tensor.type)
         }
@@ -84,7 +85,8 @@ extension GGUFFile {
             throw GGUFError.malformed(path: path, reason: "rows \(rows) of tensor '\(tensor.name)', which has \(tensor.rowCount)")
         }
         return withBytes(of: tensor) { bytes in
-            let slice = UnsafeRawBufferPointer(rebasing: bytes[rows.lowerBound * tensor.rowByteCount..<rows.upperBound * tensor.rowByteCount])
+            let size = tensor.rowByteCount
+            let slice = UnsafeRawBufferPointer(rebasing: bytes[rows.lowerBound * size..<rows.upperBound * size])
             return [Float](unsafeUninitializedCapacity: rows.count * tensor.rowLength) { buffer, count in
                 _ = GGMLDequantize.dequantize(slice, type: tensor.type, into: buffer)
                 count = buffer.count

@@ -108,7 +108,8 @@ struct GGUFDirectoryReader {
         let name = try cursor.readString("the name of tensor \(index)")
         let count = try cursor.read(UInt32.self, "the dimension count of '\(name)'")
         guard count >= 1, count <= GGUFFile.maxDimensions else {
-            throw GGUFError.malformed(path: path, reason: "tensor '\(name)' has \(count) dimensions (1 to \(GGUFFile.maxDimensions) allowed)")
+            throw GGUFError.malformed(
+                path: path, reason: "tensor '\(name)' has \(count) dimensions (1 to \(GGUFFile.maxDimensions) allowed)")
         }
         var dimensions: [Int] = []
         var elements = 1

@@ -79,10 +79,15 @@ public struct GGUFFile: Sendable {
 
     public func hasTensor(named name: String) -> Bool { tensorIndex[name] != nil }
 
+    /// Whether `tensor` is this file's tensor of that name, unchanged.
+    func isOwn(_ tensor: GGUFTensorInfo) -> Bool { tensorIndex[tensor.name].map { tensors[$0] == tensor } ?? false }
+
     /// Calls `body` with the stored bytes of `tensor` (`tensor.byteCount` of them, checked to lie in
     /// the file when it was opened). The pointer is valid only inside `body`.
+    /// - Precondition: `tensor` is one of `tensors`.
     public func withBytes<R>(of tensor: GGUFTensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try data.withUnsafeBytes { raw in
+        precondition(isOwn(tensor), "tensor '\(tensor.name)' is not one of \(path)'s")
+        return try data.withUnsafeBytes { raw in
             let start = dataOffset + tensor.offset
             return try body(UnsafeRawBufferPointer(rebasing: raw[start..<start + tensor.byteCount]))
         }

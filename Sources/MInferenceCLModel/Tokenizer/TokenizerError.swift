@@ -20,7 +20,8 @@ public enum TokenizerError: Error, CustomStringConvertible, LocalizedError, Send
         switch self {
         case .unsupportedModel(let m): "tokenizer model '\(m)' is not supported (only 'gpt2', byte-level BPE)"
         case .unsupportedPreTokenizer(let p):
-            "pre-tokenizer '\(p)' is not supported (supported: smollm, starcoder, refact, command-r, codeshell, exaone, minerva-7b, gpt-2, mpt, olmo, jais, trillion)"
+            "pre-tokenizer '\(p)' is not supported (supported: smollm, starcoder, refact, command-r, codeshell, exaone, "
+                + "minerva-7b, gpt-2, mpt, olmo, jais, trillion)"
         case .countMismatch(let t, let y): "\(t) tokens but \(y) token types"
         case .unknownTokenType(let i, let r): "token \(i) has unknown type \(r)"
         case .duplicateToken(let i, let t): "token \(i) '\(t)' appears earlier in the vocabulary"

