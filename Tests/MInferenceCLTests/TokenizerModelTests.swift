@@ -3,8 +3,9 @@ import MInferenceCLModel
 import Testing
 
 /// The tokenizer of the real SmolLM2-135M-Instruct GGUF against ids from Hugging Face
-/// `tokenizers` (checked against llama.cpp when it was at hand): Fixtures/tokenizer/smollm2.json,
-/// made by make_fixtures.py beside it.
+/// `tokenizers`, checked against llama.cpp (Fixtures/tokenizer/smollm2.json), and against
+/// llama.cpp on 300 random texts of hard pieces (smollm2-random.json); make_fixtures.py beside
+/// them makes both.
 @Suite("Tokenizer: the real SmolLM2-135M vocabulary", .enabled(if: RealModel.isPresent, "needs the model: scripts/fetch-model.sh"))
 struct TokenizerModelTests {
     static let tokenizer: Result<Tokenizer, any Error> = Result { try Tokenizer(gguf: RealModel.file.get()) }
@@ -16,11 +17,13 @@ struct TokenizerModelTests {
         var testDescription: String { name }
     }
 
-    static let cases: [Case] = {
+    static func load(_ name: String) -> [Case] {
         struct Fixture: Decodable { var cases: [Case] }
-        let data = try! Data(contentsOf: URL(fileURLWithPath: fixturePath("tokenizer/smollm2.json")))
+        let data = try! Data(contentsOf: URL(fileURLWithPath: fixturePath("tokenizer/" + name)))
         return try! JSONDecoder().decode(Fixture.self, from: data).cases
-    }()
+    }
+
+    static let cases = load("smollm2.json")
 
     @Test("Vocabulary: 49152 tokens, 17 control tokens, 48900 merges, bos 1, eos and padding 2")
     func vocabulary() throws {
@@ -38,6 +41,14 @@ struct TokenizerModelTests {
         let t = try Self.tokenizer.get()
         #expect(t.encode(c.text) == c.ids)
         #expect(try t.decode(c.ids) == c.decoded ?? c.text)
+    }
+
+    @Test("Ids equal llama.cpp's on 300 random texts")
+    func randomTexts() throws {
+        let t = try Self.tokenizer.get()
+        for c in Self.load("smollm2-random.json") {
+            #expect(t.encode(c.text) == c.ids, "\(c.name): \(c.text.debugDescription)")
+        }
     }
 
     @Test("A 128K-token text encodes in seconds and decodes back")

