@@ -36,7 +36,8 @@ public struct Tokenizer: Sendable {
     ///   - tokens: token texts by id.
     ///   - tokenTypes: one per token; empty means every token is `.normal`.
     ///   - merges: `"left right"` in rank order.
-    /// - Throws: `TokenizerError` (`countMismatch`, `duplicateToken`, `badMerge`, `idOutOfRange`).
+    /// A text that appears twice maps to its last id, as in llama.cpp.
+    /// - Throws: `TokenizerError` (`countMismatch`, `badMerge`, `idOutOfRange`).
     public init(tokens: [String], tokenTypes: [TokenType] = [], merges: [String], preTokenizer: PreTokenizer,
                 bos: Int32? = nil, eos: Int32? = nil, padding: Int32? = nil, unknown: Int32? = nil,
                 addsBOS: Bool = false) throws {
@@ -44,9 +45,7 @@ public struct Tokenizer: Sendable {
         guard types.count == tokens.count else { throw TokenizerError.countMismatch(tokens: tokens.count, types: types.count) }
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() {
-            guard ids.updateValue(Int32(i), forKey: t) == nil else { throw TokenizerError.duplicateToken(id: i, text: t) }
-        }
+        for (i, t) in tokens.enumerated() { ids[t] = Int32(i) }
         for (key, id) in [("bos", bos), ("eos", eos), ("padding", padding), ("unknown", unknown)] {
             if let id, !(0..<Int32(tokens.count)).contains(id) {
                 throw TokenizerError.idOutOfRange(key: key, id: Int(id), vocabularySize: tokens.count)

@@ -9,7 +9,6 @@ public enum TokenizerError: Error, CustomStringConvertible, LocalizedError, Send
     case unsupportedPreTokenizer(String)
     case countMismatch(tokens: Int, types: Int)
     case unknownTokenType(id: Int, rawType: Int)
-    case duplicateToken(id: Int, text: String)
     case badMerge(index: Int, text: String)
     /// A special-token id key (`tokenizer.ggml.bos_token_id`...) names no token.
     case idOutOfRange(key: String, id: Int, vocabularySize: Int)
@@ -24,7 +23,6 @@ public enum TokenizerError: Error, CustomStringConvertible, LocalizedError, Send
                 + "minerva-7b, gpt-2, mpt, olmo, jais, trillion)"
         case .countMismatch(let t, let y): "\(t) tokens but \(y) token types"
         case .unknownTokenType(let i, let r): "token \(i) has unknown type \(r)"
-        case .duplicateToken(let i, let t): "token \(i) '\(t)' appears earlier in the vocabulary"
         case .badMerge(let i, let t): "merge \(i) '\(t)' is not two tokens separated by a space"
         case .idOutOfRange(let k, let i, let n): "\(k) is \(i), outside the vocabulary of \(n)"
         case .unknownID(let i, let n): "token id \(i) is outside the vocabulary of \(n)"
