@@ -29,6 +29,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "MInferenceCL", targets: ["MInferenceCL"]),
+        .library(name: "MInferenceCLModel", targets: ["MInferenceCLModel"]),
         .executable(name: "minference-cl", targets: ["minference-cl"]),
         .executable(name: "minference-bench", targets: ["minference-bench"]),
     ],
@@ -72,6 +73,8 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
+        // Model files: GGUF reading and writing, dequantisation, the tokenizer. No OpenCL.
+        .target(name: "MInferenceCLModel"),
         .executableTarget(
             name: "minference-cl",
             dependencies: [
@@ -92,7 +95,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MInferenceCLTests",
-            dependencies: ["MInferenceCL", "MInferenceCLKernels", "COpenCL", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["MInferenceCL", "MInferenceCLKernels", "MInferenceCLModel", "COpenCL", .product(name: "RealModule", package: "swift-numerics")],
             exclude: ["Fixtures"]
         ),
     ]
