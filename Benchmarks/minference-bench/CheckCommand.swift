@@ -63,6 +63,25 @@ struct CheckCommand: ParsableCommand {
                 record(c.name, c.problem, path: path, errors: ("bits", "bits"), problems: problems)
             }
         }
+        // A chunk of a prefill gives the whole prompt's index lists and rows.
+        for c in try DeviceChecks.chunkCases() {
+            let (q, k, v) = c.problem.normalInputs(seed: 13)
+            let chunk = try AttentionProblem(headsQ: c.problem.headsQ, headsKV: c.problem.headsKV, queryLength: c.problem.keyLength - c.start,
+                                             keyLength: c.problem.keyLength, headDim: c.problem.headDim, inputDType: c.problem.inputDType)
+            for (path, e) in engines(for: c.problem) {
+                let (metrics, problems) = try EngineAPIChecks.chunkAgainstWholePrompt(engine: e, q: q, k: k, v: v, plan: c.plan,
+                                                                                     start: c.start, rowStride: 7)
+                record(c.name, chunk, path: path, errors: (Format.scientific(metrics.relativeL2), Format.scientific(metrics.maxAbs)),
+                       problems: problems)
+            }
+        }
+        // Views in FlashAttention's layout at an offset give the contiguous tensors' bits.
+        for c in try DeviceChecks.layoutCases() {
+            for (path, e) in engines(for: c.problem) {
+                let problems = try EngineAPIChecks.tokenMajorAgainstContiguous(engine: e, problem: c.problem, plan: c.plan, seed: 17)
+                record(c.name, c.problem, path: path, errors: ("bits", "bits"), problems: problems)
+            }
+        }
         print(Table(header: ["case", "dtype", "shape", "path", "rel err", "max err", "result"], rows: table).render())
         print(failures == 0 ? "all \(table.count) checks passed" : "\(failures) of \(table.count) checks FAILED")
         if failures > 0 { throw ExitCode(1) }

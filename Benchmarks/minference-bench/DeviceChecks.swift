@@ -68,6 +68,36 @@ struct DeviceChecks {
         ]
     }
 
+    /// Chunks of a prefill whose rows are defined to equal the whole prompt's: every pattern, and a
+    /// mixed layer; (whole-prompt problem, plan, first query of the chunk).
+    static func chunkCases() throws -> [(name: String, problem: AttentionProblem, plan: LayerPlan, start: Int)] {
+        func p(_ hq: Int, _ hkv: Int, _ n: Int, _ d: Int, _ t: DType) throws -> AttentionProblem {
+            try AttentionProblem(headsQ: hq, headsKV: hkv, queryLength: n, keyLength: n, headDim: d, inputDType: t)
+        }
+        let mixed = LayerPlan(heads: (0..<9).map { h in
+            [HeadPattern.dense, .aShape(sink: 32, window: 256), .verticalSlash(vertical: 100, slash: 300), .blockSparse(blocks: 8)][h % 4]
+        })
+        return [
+            ("chunk: a-shape", try p(32, 8, 2051, 128, .f16), .uniform(.aShape(sink: 64, window: 512), heads: 32), 1333),
+            ("chunk: vertical-slash", try p(32, 8, 2051, 128, .f16), .uniform(.verticalSlash(vertical: 200, slash: 400), heads: 32), 1300),
+            ("chunk: block-sparse", try p(32, 8, 2051, 128, .bf16), .uniform(.blockSparse(blocks: 12), heads: 32), 1280),
+            ("chunk: mixed layer", try p(9, 3, 1000, 64, .f16), mixed, 512),
+        ]
+    }
+
+    /// FlashAttention-layout views against contiguous tensors, every pattern in one mixed layer.
+    static func layoutCases() throws -> [(name: String, problem: AttentionProblem, plan: LayerPlan)] {
+        let mixed = LayerPlan(heads: (0..<32).map { h in
+            [HeadPattern.dense, .aShape(sink: 32, window: 256), .verticalSlash(vertical: 100, slash: 300), .blockSparse(blocks: 8)][h % 4]
+        })
+        return [
+            ("[B, N, H, d] views", try AttentionProblem(batch: 2, headsQ: 32, headsKV: 8, queryLength: 1500, keyLength: 1500, headDim: 128,
+                                                        inputDType: .f16), mixed),
+            ("[B, N, H, d] views", try AttentionProblem(headsQ: 32, headsKV: 8, queryLength: 777, keyLength: 777, headDim: 64,
+                                                        inputDType: .bf16), mixed),
+        ]
+    }
+
     func check(_ c: Case, engine: AttentionEngine) throws -> LayerVerification {
         let context = engine.context
         let problem = c.problem

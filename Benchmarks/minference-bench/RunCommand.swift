@@ -32,6 +32,8 @@ struct RunCommand: ParsableCommand {
     var out: String?
     @Option(name: .long, help: "Estimation products of the sparse patterns: clblast or fused (default: the device profile's).")
     var estimation: String?
+    @Option(name: .long, help: "Memory order of q, k, v and the output: contiguous ([B, H, N, d]) or token-major (FlashAttention's [B, N, H, d]).")
+    var layout: String = "contiguous"
     @Option(name: .long, help: "Commit of the code measured (recorded in the results).")
     var commit: String = "unknown"
     @Option(name: .long, help: "The exact command, as recorded in the results (default: this process's arguments).")
@@ -62,8 +64,19 @@ struct RunCommand: ParsableCommand {
             let problem = try AttentionProblem(headsQ: hq, headsKV: hkv, queryLength: n, keyLength: n, headDim: headDim, inputDType: dtype)
             for input in inputs {
                 let generator = input == "random" ? SyntheticInput.random(seed: seed) : SyntheticInput(seed: seed)
-                let (q, k, v) = try generator.generate(context: engine.context, problem: problem)
-                let output = try DeviceTensor(context: engine.context, shape: problem.queryShape, dtype: dtype)
+                var (q, k, v) = try generator.generate(context: engine.context, problem: problem)
+                var output = try DeviceTensor(context: engine.context, shape: problem.queryShape, dtype: dtype)
+                if layout == "token-major" {
+                    func tokenMajor(_ t: DeviceTensor, copy: Bool) throws -> DeviceTensor {
+                        let buffer = try DeviceBuffer(context: engine.context, byteCount: t.elementCount * dtype.byteCount, label: "token-major")
+                        if copy { try t.download().tokenMajorBytes().withUnsafeBytes { try buffer.write($0) } }
+                        return try DeviceTensor(buffer: buffer, dtype: dtype, shape: t.shape, strides: DeviceTensor.tokenMajorStrides(t.shape))
+                    }
+                    (q, k, v) = (try tokenMajor(q, copy: true), try tokenMajor(k, copy: true), try tokenMajor(v, copy: true))
+                    output = try tokenMajor(output, copy: false)
+                } else if layout != "contiguous" {
+                    throw ValidationError("unknown --layout \(layout) (contiguous or token-major)")
+                }
                 var denseMs: Double?
                 for kind in kinds {
                     if kind == .dense && (n > denseMaxLength || input == "random" && inputs.contains("structured")) { continue }
@@ -81,7 +94,7 @@ struct RunCommand: ParsableCommand {
                     let tflops = 4 * Double(headDim) * pairs / (timing.total * 1e9)
                     // baseline.py times the structured input only; random runs get no baseline.
                     let matched = input == "structured" ? baselines.matches(kind: kind, n: n, heads: hq) : []
-                    let name = "\(kind.rawValue)-\(Self.label(n))" + (perHead ? "-1head" : "") + "-\(input)"
+                    let name = "\(kind.rawValue)-\(Self.label(n))" + (perHead ? "-1head" : "") + "-\(input)" + (layout == "contiguous" ? "" : "-\(layout)")
                     let run = ResultsFile.Run(
                         name: name, pattern: kind.rawValue, N: n, Hq: hq, Hkv: hkv, d: headDim, dtype: dtype.rawValue, causal: true,
                         ms: timing.total, tflops: tflops, density: density,

@@ -38,54 +38,21 @@ struct ChunkedPrefillTests {
         let full = try problem(333, 333, c.dtype)
         let (q, k, v) = full.normalInputs(seed: 17)
         let plan = LayerPlan.uniform(c.pattern, heads: full.headsQ)
-        let options = SparseOptions(denseFallback: .never, collectIndices: true)
         for (start, end) in zip(c.boundaries, c.boundaries.dropFirst()) {
-            let (kw, vw) = (tokens(k, 0..<end), tokens(v, 0..<end))
-            let (whole, wholeReport) = try engine.run(q: tokens(q, 0..<end), k: kw, v: vw, plan: plan, options: options)
-            let (chunk, report) = try engine.run(q: tokens(q, start..<end), k: kw, v: vw, plan: plan, options: options)
-            #expect(report.executed == plan.heads)
-            let wholeProblem = try problem(end, end, c.dtype)
-            let reference = ReferenceAttention(problem: wholeProblem, q: tokens(q, 0..<end), k: kw, v: vw)
-            let covered = LayerVerification.coveredKeys(report: wholeReport, reference: reference)
-
-            // The same index lists as the whole prompt's, for the chunk's row blocks.
-            for (got, want) in zip(report.indices.verticalSlash, wholeReport.indices.verticalSlash) {
-                #expect(got.verticals == want.verticals && got.slashOffsets == want.slashOffsets, "chunk \(start)..<\(end)")
-                let first = got.firstRowBlock
-                #expect(first == start / 64 && got.rowBlocks == want.rowBlocks - first)
-                #expect(got.blockCount == Array(want.blockCount[first...]) && got.columnCount == Array(want.columnCount[first...]))
-            }
-            for (got, want) in zip(report.indices.blockSparse, wholeReport.indices.blockSparse) {
-                #expect(got.firstQueryBlock == start / 64)
-                #expect(got.selected == Array(want.selected[got.firstQueryBlock...]), "chunk \(start)..<\(end)")
-            }
-            // Rows against the float64 reference over the keys the whole prompt's run covers, and
-            // the covered pairs of the chunk's rows.
-            var metrics = ErrorMetrics()
-            let values = chunk.floats(), d = full.headDim, nq = end - start
-            for head in 0..<full.headsQ {
-                let keysOf = try #require(covered[head])
-                var pairs = 0
-                for i in 0..<nq {
-                    let keys = keysOf(start + i)
-                    pairs += keys.count
-                    let base = (head * nq + i) * d
-                    metrics.add(output: values[base..<(base + d)], reference: reference.output(head: head, query: start + i, keys: keys))
-                }
-                #expect(report.coveredPairs[head] == pairs, "head \(head), chunk \(start)..<\(end)")
-            }
-            #expect(metrics.nonFinite == 0 && metrics.relativeL2 <= Tolerance.relativeL2(wholeProblem), "\(metrics)")
-            // And against the whole prompt's device rows.
-            var agreement = ErrorMetrics()
-            let wholeRows = tokens(whole, start..<end).floats()
-            for head in 0..<full.headsQ {
-                for i in 0..<nq {
-                    let base = (head * nq + i) * d
-                    agreement.add(output: values[base..<(base + d)], reference: wholeRows[base..<(base + d)].map(Double.init))
-                }
-            }
-            #expect(agreement.relativeL2 <= Tolerance.relativeL2(wholeProblem), "chunk vs whole rows: \(agreement)")
+            let (metrics, problems) = try EngineAPIChecks.chunkAgainstWholePrompt(
+                engine: engine, q: q.tokens(0..<end), k: k.tokens(0..<end), v: v.tokens(0..<end), plan: plan, start: start)
+            #expect(problems.isEmpty, "chunk \(start)..<\(end): \(problems.joined(separator: "; "))")
+            #expect(metrics.count > 0)
         }
+    }
+
+    /// The views the kernels read in FlashAttention's layout give the contiguous path's bits.
+    @Test(arguments: [DType.f16, .bf16, .f32])
+    func tokenMajorViewsEqualContiguous(_ dtype: DType) throws {
+        let problem = try AttentionProblem(batch: 2, headsQ: 4, headsKV: 2, queryLength: 333, keyLength: 333, headDim: 64, inputDType: dtype)
+        let plan = LayerPlan(heads: [.dense, .aShape(sink: 8, window: 64), .verticalSlash(vertical: 30, slash: 60), .blockSparse(blocks: 2)])
+        let problems = try EngineAPIChecks.tokenMajorAgainstContiguous(engine: try TestDevice.engine(), problem: problem, plan: plan, seed: 3)
+        #expect(problems.isEmpty, "\(problems)")
     }
 
     /// Where the whole prompt's estimate is out of reach (vertical-slash with Nq < 64, block-sparse
@@ -100,7 +67,7 @@ struct ChunkedPrefillTests {
         let (q, k, v) = full.normalInputs(seed: 23)
         let chunkProblem = try problem(nk - start, nk, .f16)
         let plan = LayerPlan.uniform(pattern, heads: full.headsQ)
-        let (chunk, report) = try engine.run(q: tokens(q, start..<nk), k: k, v: v, plan: plan,
+        let (chunk, report) = try engine.run(q: q.tokens(start..<nk), k: k, v: v, plan: plan,
                                              options: SparseOptions(denseFallback: .never, collectIndices: true))
         let reference = ReferenceAttention(problem: full, q: q, k: k, v: v)
         var keysOf: [Int: (Int) -> [Int]] = [:]
@@ -137,9 +104,9 @@ struct ChunkedPrefillTests {
         let full = try problem(333, 333, .f16)
         let (q, k, v) = full.normalInputs(seed: 29)
         let plan = LayerPlan(heads: [.aShape(sink: 4, window: 64), .verticalSlash(vertical: 30, slash: 60), .blockSparse(blocks: 1), .dense])
-        let (step, report) = try engine.run(q: tokens(q, 332..<333), k: k, v: v, plan: plan, options: SparseOptions(denseFallback: .never))
+        let (step, report) = try engine.run(q: q.tokens(332..<333), k: k, v: v, plan: plan, options: SparseOptions(denseFallback: .never))
         #expect(report.executed == Array(repeating: .dense, count: 4))
-        let (dense, _) = try engine.run(q: tokens(q, 332..<333), k: k, v: v, plan: .uniform(.dense, heads: 4))
+        let (dense, _) = try engine.run(q: q.tokens(332..<333), k: k, v: v, plan: .uniform(.dense, heads: 4))
         #expect(step == dense)
     }
 
@@ -163,9 +130,9 @@ struct ChunkedPrefillTests {
             var (q, k, v) = p.normalInputs(seed: 40 + UInt64(s))
             if batch.queryLength(s) == 0 { q = try Tensor(shape: [1, hq, 0, d], dtype: .f16, bytes: []) }
             sequences.append((q, k, v))
-            packedQ += tokenMajorBytes(q.bytes, shape: q.shape, elementBytes: 2)
-            packedK += tokenMajorBytes(k.bytes, shape: k.shape, elementBytes: 2)
-            packedV += tokenMajorBytes(v.bytes, shape: v.shape, elementBytes: 2)
+            packedQ += q.tokenMajorBytes()
+            packedK += k.tokenMajorBytes()
+            packedV += v.tokenMajorBytes()
         }
         func packed(_ bytes: [UInt8], heads: Int, total: Int) throws -> DeviceTensor {
             let buffer = try DeviceBuffer(context: context, byteCount: max(bytes.count, 2), label: "packed")
@@ -187,7 +154,7 @@ struct ChunkedPrefillTests {
                 continue
             }
             let (expected, report) = try engine.run(q: sequences[s].q, k: sequences[s].k, v: sequences[s].v, plan: plan, options: options)
-            let got = tokens(try all.reshaped([1, hq, batch.totalQueries, d]), batch.cuSeqlensQ[s]..<batch.cuSeqlensQ[s + 1])
+            let got = try all.reshaped([1, hq, batch.totalQueries, d]).tokens(batch.cuSeqlensQ[s]..<batch.cuSeqlensQ[s + 1])
             #expect(got == expected, "sequence \(s) (Nq \(nq), Nk \(batch.keyLength(s)))")
             #expect(reports[s]?.coveredPairs == report.coveredPairs)
         }

@@ -3,36 +3,6 @@ import Foundation
 @testable import MInferenceCL
 import Testing
 
-/// Rows `range` of the token axis of a `[B, H, N, d]` tensor.
-func tokens(_ t: Tensor, _ range: Range<Int>) -> Tensor {
-    let (b, h, n, d) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3])
-    let row = d * t.dtype.byteCount
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(b * h * range.count * row)
-    for head in 0..<(b * h) {
-        let base = (head * n + range.lowerBound) * row
-        bytes += t.bytes[base..<(base + range.count * row)]
-    }
-    return try! Tensor(shape: [b, h, range.count, d], dtype: t.dtype, bytes: bytes)
-}
-
-/// `[B, H, N, d]` bytes in FlashAttention's `[B, N, H, d]` order (`inverse`: back).
-func tokenMajorBytes(_ bytes: [UInt8], shape: [Int], elementBytes: Int, inverse: Bool = false) -> [UInt8] {
-    let (b, h, n, d) = (shape[0], shape[1], shape[2], shape[3])
-    let row = d * elementBytes
-    var out = [UInt8](repeating: 0, count: bytes.count)
-    for bi in 0..<b {
-        for hi in 0..<h {
-            for i in 0..<n {
-                let contiguous = ((bi * h + hi) * n + i) * row, tokenMajor = ((bi * n + i) * h + hi) * row
-                let (from, to) = inverse ? (tokenMajor, contiguous) : (contiguous, tokenMajor)
-                out.replaceSubrange(to..<(to + row), with: bytes[from..<(from + row)])
-            }
-        }
-    }
-    return out
-}
-
 /// A caller's OpenCL context, in-order queue without profiling, and buffers, as an engine owns them.
 final class CallerObjects {
     let context: cl_context
@@ -98,7 +68,7 @@ struct EngineAPITests {
         let element = dtype.byteCount
         let sentinel = [UInt8](repeating: 0xA5, count: offset * element)
         func placed(_ t: Tensor) -> [UInt8] {
-            sentinel + tokenMajorBytes(t.bytes, shape: t.shape, elementBytes: element) + sentinel
+            sentinel + t.tokenMajorBytes() + sentinel
         }
         let outputBytes = problem.queryShape.reduce(1, *) * element
         let poisoned = try Tensor(shape: problem.queryShape, dtype: dtype, values: .init(repeating: .nan, count: problem.queryShape.reduce(1, *)))
@@ -119,9 +89,8 @@ struct EngineAPITests {
         let raw = caller.read(memO, count: outputBytes + 2 * sentinel.count)
         #expect(Array(raw.prefix(sentinel.count)) == sentinel && Array(raw.suffix(sentinel.count)) == sentinel,
                 "bytes outside the output view changed")
-        let got = tokenMajorBytes(Array(raw[sentinel.count..<(sentinel.count + outputBytes)]), shape: problem.queryShape,
-                                  elementBytes: element, inverse: true)
-        #expect(got == expected.bytes, "the [B, N, H, d] view at offset \(offset) differs from the contiguous path")
+        #expect(Array(raw[sentinel.count..<(sentinel.count + outputBytes)]) == expected.tokenMajorBytes(),
+                "the [B, N, H, d] view at offset \(offset) differs from the contiguous path")
         // Every library object is gone: each buffer holds only the caller's reference.
         for mem in [memQ, memK, memV, memO] { #expect(CallerObjects.referenceCount(mem) == 1) }
     }
