@@ -29,8 +29,22 @@
     __global const in_t* kh = k + head_origin(k_layout, (kv), heads_kv);                         \
     __global const in_t* vh = v + head_origin(v_layout, (kv), heads_kv);                         \
     __global out_t* oh = o + head_origin(o_layout, (head), heads_q);                             \
+    ATTENTION_ROW_STRIDES
+
+/* Token strides: with CONTIGUOUS_ROWS (the host saw every tensor's rows HEAD_DIM apart) they are
+ * constants, so row addresses are shifts as in a contiguous-only kernel (dense ran ~4% slower on
+ * the H200's wgmma path with run-time strides); else the layouts' run-time strides. */
+#ifndef CONTIGUOUS_ROWS
+#define CONTIGUOUS_ROWS 0
+#endif
+#if CONTIGUOUS_ROWS
+#define ATTENTION_ROW_STRIDES                                                                    \
+    const size_t q_rows = HEAD_DIM, k_rows = HEAD_DIM, v_rows = HEAD_DIM, o_rows = HEAD_DIM;
+#else
+#define ATTENTION_ROW_STRIDES                                                                    \
     const size_t q_rows = TOKEN_STRIDE(q_layout), k_rows = TOKEN_STRIDE(k_layout);               \
     const size_t v_rows = TOKEN_STRIDE(v_layout), o_rows = TOKEN_STRIDE(o_layout);
+#endif
 
 /* The tensor parameters of every attention family kernel. */
 #define ATTENTION_TENSORS                                                                        \

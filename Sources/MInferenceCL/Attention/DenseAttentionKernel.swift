@@ -4,12 +4,12 @@ struct DenseAttentionKernel {
     let problem: AttentionProblem
     let config: KernelConfig
 
-    var options: BuildOptions { config.buildOptions(problem: problem) }
+    func options(_ tensors: LayerTensors) -> BuildOptions { tensors.rowOptions(config.buildOptions(problem: problem)) }
 
     /// Enqueues the kernel over the layer's q, k, v into its output for the flattened query heads
     /// in `slots`; returns its event.
     func enqueue(context: ComputeContext, tensors: LayerTensors, slots: DeviceBuffer, slotCount: Int) throws -> CommandEvent {
-        let program = try context.program(KernelSource.named(Self.file), options: options)
+        let program = try context.program(KernelSource.named(Self.file), options: options(tensors))
         let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
         return try context.launch(
             program, "dense_attention",
@@ -26,6 +26,16 @@ struct LayerTensors {
     var k: DeviceTensor
     var v: DeviceTensor
     var output: DeviceTensor
+
+    /// `options` with CONTIGUOUS_ROWS (attention_path.h) when every tensor's rows are d elements
+    /// apart: the kernels then address rows with constant strides.
+    func rowOptions(_ options: BuildOptions) -> BuildOptions {
+        let d = q.shape.last!
+        guard [q, k, v, output].allSatisfy({ $0.layout.tokenStride == d || $0.shape[$0.shape.count - 2] == 1 }) else { return options }
+        var options = options
+        options.defines["CONTIGUOUS_ROWS"] = "1"
+        return options
+    }
 
     /// q, k, v, o, then their layouts: the ATTENTION_TENSORS parameters (attention_path.h).
     var arguments: [KernelArgument] {

@@ -16,7 +16,7 @@ struct AShapeKernel {
         let n = problem.keyLength
         let program = try context.program(
             KernelSource.named("a_shape_attention.cl"),
-            options: config.buildOptions(problem: problem))
+            options: tensors.rowOptions(config.buildOptions(problem: problem)))
         // Budgets above Nk are clamped (they change nothing past Nk); Int32 arguments stay exact.
         let sinks = try scratch.copying(budgets.map { Int32(min($0.sink, n)) }, "sinks")
         let windows = try scratch.copying(budgets.map { Int32(min($0.window, n)) }, "windows")

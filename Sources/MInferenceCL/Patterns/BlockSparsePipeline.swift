@@ -33,7 +33,7 @@ struct BlockSparsePipeline {
         let selection = try select(q: tensors.q, k: tensors.k, slotBuffer: slotBuffer, events: &events)
         let attention = try context.program(
             KernelSource.named("sparse_attention.cl"),
-            options: config.sparse.buildOptions(problem: problem))
+            options: tensors.rowOptions(config.sparse.buildOptions(problem: problem)))
         events.add(.kernel, try context.launch(
             attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
             tensors.arguments + [.buffer(slotBuffer), .buffer(selection.indices),
