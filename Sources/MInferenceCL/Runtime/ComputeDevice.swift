@@ -1,3 +1,4 @@
+import Synchronization
 import COpenCL
 
 /// What MInferenceCL needs to know about an OpenCL device to choose kernels and limits.
@@ -89,6 +90,14 @@ public struct ComputeDevice: Sendable, Hashable, CustomStringConvertible {
     /// Every device of every platform, in platform order then device order; empty when no OpenCL
     /// platform is installed. Throws ``OpenCLError`` when a platform or device query fails.
     public static func all() throws -> [ComputeDevice] {
+        // One enumeration at a time: PoCL answers CL_DEVICE_NOT_FOUND to a clGetDeviceIDs made while
+        // another thread's first call is still setting its devices up.
+        try enumeration.withLock { _ in try enumerate() }
+    }
+
+    private static let enumeration = Mutex(())
+
+    private static func enumerate() throws -> [ComputeDevice] {
         var platformCount: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &platformCount)
         // The ICD loader reports "no platform" as CL_PLATFORM_NOT_FOUND_KHR: that is an empty list.
