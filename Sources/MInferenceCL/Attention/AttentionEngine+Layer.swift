@@ -15,14 +15,22 @@ extension AttentionEngine {
     /// - Parameters:
     ///   - problem: shapes, dtypes, causal mask and scale. `Nq < Nk` is a chunk of a prefill:
     ///     query i at position `Nk - Nq + i` (see `LayerPlan` for what each pattern computes there).
-    ///   - q: `[B, Hq, Nq, d]` (or `[Hq, Nq, d]`); k, v: `[B, Hkv, Nk, d]`; output like q, in the
-    ///     problem's output dtype. Any layout `DeviceTensor` allows, in this engine's context.
+    ///   - q: queries, logical shape `[B, Hq, Nq, d]` (or `[Hq, Nq, d]`) in the problem's input
+    ///     dtype. This and the other tensors may have any layout `DeviceTensor` allows (strides and
+    ///     offset multiples of 8 elements), in a buffer of this engine's OpenCL context.
+    ///   - k: keys, `[B, Hkv, Nk, d]` (or `[Hkv, Nk, d]`), e.g. the first Nk tokens of a KV cache.
+    ///   - v: values, shaped like k.
+    ///   - output: shaped like q, in the problem's output dtype; must not overlap itself or an input.
+    ///     Written when the returned event completes.
     ///   - plan: one pattern per query head.
     ///   - options: dense fallback (default: below the device profile's measured length), estimation
     ///     backend; `collectIndices` is ignored here (use `run`).
     ///   - workspace: buffers reused across calls (nil: fresh buffers, released when the queue is
     ///     done with them).
-    ///   - events: commands the layer must wait for (e.g. the caller's writes of q, k, v).
+    ///   - events: commands the layer must wait for (e.g. the caller's writes of q, k, v), in this
+    ///     context; none: only the commands already on the (in-order) queue.
+    /// - Returns: the event of the layer's last command; wait on it, or pass its `clEvent` to the
+    ///   caller's next commands.
     /// - Throws: `AttentionError` for tensors that do not fit the problem or the engine, a plan that
     ///   does not fit the problem; `DeviceMemoryError` before anything is allocated when memory is
     ///   short; `OpenCLError`, `ProgramBuildError` when an OpenCL call or a kernel build fails.
@@ -223,16 +231,23 @@ struct EncodedLayer {
 /// What a layer run did: per pattern kind the device time of each phase, per query head the
 /// pattern that ran and the share of the causal attention its kernel covered.
 public struct LayerResult: Sendable {
+    /// The problem the layer ran: shapes, dtypes, mask and scale.
     public let problem: AttentionProblem
+    /// The plan as requested: one pattern per query head (``executed`` says what ran).
     public let plan: LayerPlan
     /// The pattern each query head ran (dense where the device profile's fallback applied, and
     /// for a decode step, Nq = 1).
     public let executed: [HeadPattern]
     /// The device profile row that decided fallbacks.
     public let profile: String
+    /// Device time per pattern kind that ran, split into phases (estimation, index building,
+    /// attention kernel); kinds no head ran are absent. Unavailable (``PhaseTiming/isAvailable``
+    /// false, times 0) on a queue without profiling.
     public internal(set) var timing: [HeadPattern.Kind: PhaseTiming] = [:]
     /// Causal (query, key) pairs covered per query head, summed over the batch.
     public internal(set) var coveredPairs: [Int]
+    /// The index lists the sparse heads used, when the run asked for them
+    /// (``SparseOptions/collectIndices``); empty otherwise.
     public internal(set) var indices = LayerIndices()
 
     init(problem: AttentionProblem, plan: LayerPlan, executed: [HeadPattern], profile: String) {

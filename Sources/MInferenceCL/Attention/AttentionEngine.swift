@@ -4,13 +4,18 @@ import Logging
 /// Runs attention on one device: validates the request, picks kernel configurations from the
 /// tuning table, builds (or fetches cached) programs and enqueues them. Thread-safe.
 public final class AttentionEngine: Sendable {
+    /// The device, queue and program cache every call of this engine runs on; tensors passed to
+    /// the device-tensor calls must live in its OpenCL context.
     public let context: ComputeContext
+    /// The table the kernel configurations are chosen from (``TuningTable/standard`` by default).
     public let tuning: TuningTable
     let tuningOverride: String?
     let logger: Logger
 
-    /// `tuningOverride` (default: `MINFERENCECL_TUNING`) forces table choices, e.g.
-    /// `path=portable` or `query_tile=64,key_tile=16`.
+    /// An engine on `context` that picks kernel configurations from `tuning` (default: the
+    /// measured ``TuningTable/standard``). `tuningOverride` (default: `MINFERENCECL_TUNING`) forces
+    /// table choices, e.g. `path=portable` or `query_tile=64,key_tile=16`. Makes no OpenCL calls:
+    /// programs are built on first use.
     public init(context: ComputeContext, tuning: TuningTable = .standard,
                 tuningOverride: String? = ProcessInfo.processInfo.environment["MINFERENCECL_TUNING"]) {
         self.context = context
@@ -138,14 +143,28 @@ struct PhaseEvents {
 
 /// The output of an attention call with what it cost.
 public struct AttentionResult: Sendable {
+    /// The attention output, shaped like q, in the problem's output dtype.
     public let output: Tensor
+    /// The problem that ran, as read from the tensors' shapes and the call's options.
     public let problem: AttentionProblem
+    /// The device time of the kernel (``PhaseTiming/Phase/kernel``); unavailable on a queue
+    /// without profiling.
     public let timing: PhaseTiming
 }
 
 /// Device time of an attention pipeline split into its phases, from OpenCL profiling events.
 public struct PhaseTiming: Sendable, Equatable {
-    public enum Phase: String, Sendable, CaseIterable { case estimation, indices, kernel }
+    /// A step of a pattern's pipeline; dense and A-shape heads have only ``kernel``.
+    public enum Phase: String, Sendable, CaseIterable {
+        /// The estimate the indices are chosen from: vertical-slash's last-64-query logits and
+        /// column and diagonal scores, block-sparse's mean pooling and block scores.
+        case estimation
+        /// Index building: the top-k selection, and for vertical-slash the conversion to
+        /// upstream's block-form lists.
+        case indices
+        /// The attention kernel itself.
+        case kernel
+    }
 
     private var nanoseconds: [Phase: UInt64] = [:]
     /// Device clock (ns) of the first command's start and the last command's end.
@@ -155,6 +174,7 @@ public struct PhaseTiming: Sendable, Equatable {
     /// then zeros, not measurements.
     public private(set) var isAvailable = true
 
+    /// An empty timing: every phase 0 ms, available (what ``LayerResult/totalTiming`` sums into).
     public init() {}
 
     /// Waits for every command of `events` and sums their device time per phase.

@@ -3,17 +3,26 @@
 /// q is `[B, Hq, Nq, d]` (or `[Hq, Nq, d]`), k and v are `[B, Hkv, Nk, d]`; query head h reads
 /// KV head `h / (Hq / Hkv)`. Causal with `Nq < Nk` places query i at key position `Nk - Nq + i`.
 public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
+    /// B, the sequences of the batch; each runs the same heads and plan (default 1).
     public var batch: Int
+    /// Hq, the query heads (and output heads); a multiple of ``headsKV``.
     public var headsQ: Int
+    /// Hkv, the key and value heads; `Hq / Hkv` query heads share each (grouped-query attention).
     public var headsKV: Int
+    /// Nq, queries per sequence (tokens).
     public var queryLength: Int
+    /// Nk, keys and values per sequence (tokens). `Nq < Nk` is a chunk at the end of the keys.
     public var keyLength: Int
+    /// d, channels per head, shared by q, k, v and the output: a multiple of 8 up to ``maxHeadDim``.
     public var headDim: Int
+    /// The element type of q, k and v.
     public var inputDType: DType
     /// The output's element type (default: the input's). An f16 output saturates: results whose
     /// magnitude exceeds 65504 are stored as ±inf (`Tensor.infinityCount()` counts them; the CLI
     /// warns). Rows that see no key at all (causal with Nq > Nk) are written as zeros.
     public var outputDType: DType
+    /// Whether query i sees only keys up to its position, `Nk - Nq + i` (default true). The sparse
+    /// patterns need it; dense attention runs either way.
     public var causal: Bool
     /// Multiplies q.k before the softmax; 1/sqrt(d) unless set.
     public var scale: Float
@@ -21,6 +30,23 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     /// Head dims the kernels are built for: every multiple of 8 up to this.
     public static let maxHeadDim = 256
 
+    /// A problem of these dimensions, checked.
+    ///
+    /// - Parameters:
+    ///   - batch: B, at least 1 (default 1).
+    ///   - headsQ: Hq, at least 1 and a multiple of `headsKV`.
+    ///   - headsKV: Hkv, at least 1.
+    ///   - queryLength: Nq in tokens, from 1 to 2³¹ − 1.
+    ///   - keyLength: Nk in tokens, from 1 to 2³¹ − 1.
+    ///   - headDim: d, a multiple of 8 from 8 to ``maxHeadDim``.
+    ///   - inputDType: the element type of q, k and v.
+    ///   - outputDType: the output's element type (nil: `inputDType`).
+    ///   - causal: the causal mask (default true).
+    ///   - scale: the factor on q.k before the softmax, positive and finite (nil: `1 / sqrt(d)`).
+    /// - Throws: `AttentionError.shape` for a batch, head count or length below 1, or Hq not a
+    ///   multiple of Hkv; `AttentionError.unsupported` for another head dim, lengths above
+    ///   2³¹ − 1, B × Hq above 2³¹ − 1, or tensors too large to address;
+    ///   `AttentionError.invalidArgument` for a scale that is not positive and finite.
     public init(batch: Int = 1, headsQ: Int, headsKV: Int, queryLength: Int, keyLength: Int, headDim: Int,
                 inputDType: DType, outputDType: DType? = nil, causal: Bool = true, scale: Float? = nil) throws {
         self.batch = batch
@@ -37,6 +63,9 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The problem of tensors with these shapes (rank 3 `[H, N, d]` or rank 4 `[B, H, N, d]`).
+    /// Throws `AttentionError.shape` for ranks other than 3 and 4, or shapes that disagree (rank,
+    /// batch, head dim, k against v), and the errors of
+    /// ``init(batch:headsQ:headsKV:queryLength:keyLength:headDim:inputDType:outputDType:causal:scale:)``.
     public init(q: [Int], k: [Int], v: [Int], dtype: DType, outputDType: DType? = nil, causal: Bool = true,
                 scale: Float? = nil) throws {
         for (name, shape) in [("q", q), ("k", k), ("v", v)] where shape.count != 3 && shape.count != 4 {
@@ -82,8 +111,11 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The logical shape of q and of the output: `[B, Hq, Nq, d]`.
     public var queryShape: [Int] { [batch, headsQ, queryLength, headDim] }
+    /// The logical shape of k and of v: `[B, Hkv, Nk, d]`.
     public var keyShape: [Int] { [batch, headsKV, keyLength, headDim] }
+    /// Query heads per KV head, `Hq / Hkv` (1 without grouped-query attention).
     public var groupSize: Int { headsQ / headsKV }
 
     /// Query-key pairs a dense kernel evaluates (causal: the visible triangle or trapezoid).
@@ -104,6 +136,7 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     /// FLOPs of dense attention (4 * d per pair: QK^T and PV), times all heads.
     public var denseFLOPs: Double { 4 * Double(headDim) * densePairs * Double(batch * headsQ) }
 
+    /// One line for logs and test failures, e.g. `B=1 Hq=32 Hkv=8 Nq=4096 Nk=4096 d=64 f16->f16 causal scale=0.125`.
     public var description: String {
         "B=\(batch) Hq=\(headsQ) Hkv=\(headsKV) Nq=\(queryLength) Nk=\(keyLength) d=\(headDim) \(inputDType)->\(outputDType) \(causal ? "causal" : "non-causal") scale=\(scale)"
     }
@@ -111,13 +144,24 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
 
 /// A request the library refuses, naming the violated rule.
 public enum AttentionError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// Shapes that do not fit together or the problem: ranks, head counts, lengths, strides,
+    /// packed variable-length offsets.
     case shape(String)
+    /// Element types that differ where they must agree (q, k and v; a tensor and its problem).
     case dtype(String)
+    /// A well-formed request outside what the library supports: head dims, sizes past its index
+    /// range, a sparse pattern on a non-causal or `Nq > Nk` problem.
     case unsupported(String)
+    /// A value or object the call cannot use: a scale, a memory limit, a view past its buffer, a
+    /// misaligned or overlapping tensor, an OpenCL object of another context, a busy workspace.
     case invalidArgument(String)
+    /// A pattern budget out of range (budgets are whole numbers from 1 to 2³¹ − 1).
     case budget(String)
+    /// A NaN or infinity in an input (with `checkFinite`): the tensor's name, the element's index
+    /// in its shape and the value.
     case nonFinite(tensor: String, index: [Int], value: Float)
 
+    /// The message with its kind, e.g. `shape error: ...`.
     public var description: String {
         switch self {
         case .shape(let m): "shape error: \(m)"

@@ -7,10 +7,15 @@ public struct DeviceMemoryPlan: Sendable, Hashable {
     public var tensorBytes: Int
     /// Scratch of the largest pattern group (estimation, index and selection buffers).
     public var scratchBytes: Int
-    /// The largest single buffer and what it holds.
+    /// The size in bytes of the largest single buffer, checked against
+    /// ``ComputeContext/maxAllocation`` (`CL_DEVICE_MAX_MEM_ALLOC_SIZE` or the memory limit).
     public var largestBytes = 0
+    /// What the largest single buffer holds (`q`, `k`, `output`, or a scratch buffer's role), for
+    /// the error message.
     public var largestLabel = ""
 
+    /// Bytes the run holds at its peak: ``tensorBytes`` plus ``scratchBytes`` (saturating at
+    /// `Int.max`), checked against ``ComputeContext/memoryBudget``.
     public var peakBytes: Int { tensorBytes.addingSaturating(scratchBytes) }
 
     /// The plan of `plan` (nil: dense on every head) over `problem` with `options`, on a device

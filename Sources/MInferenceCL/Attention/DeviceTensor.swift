@@ -9,9 +9,12 @@ import COpenCL
 /// heads or tokens of a larger buffer, a KV cache with room for more tokens. Every kernel family
 /// reads and writes through the layout, without copies.
 public struct DeviceTensor: Sendable {
+    /// The buffer the view reads and writes: the library's own, or a wrapped `cl_mem` (retained
+    /// while the tensor lives).
     public let buffer: DeviceBuffer
     /// The logical shape: `[B, H, N, d]` or `[H, N, d]`.
     public let shape: [Int]
+    /// The element type (2 bytes for f16 and bf16, 4 for f32).
     public let dtype: DType
     /// Elements between neighbours along each dimension of `shape`; the last is 1.
     public let strides: [Int]

@@ -1,6 +1,8 @@
 /// How a kernel computes a problem on a device: the tile path and tile sizes. Chosen from the
 /// tuning table; the kernel source makes no performance choices.
 public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
+    /// Which tile code the kernels compile (attention_path.h); the raw value is the name used by
+    /// `MINFERENCECL_TUNING=path=...`, logs and `minference-cl devices`.
     public enum Path: String, Sendable, Hashable, Codable, CaseIterable {
         /// OpenCL C 1.2, one work-item per query row: correct on every device.
         case portable
@@ -14,6 +16,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
         public var isNVIDIA: Bool { self != .portable }
     }
 
+    /// The tile path; the fields below marked for one path are ignored by the others.
     public var path: Path
     /// Query rows per work-group (portable: one work-item each; NVIDIA: 16 * mTiles per warp).
     public var queryTile: Int
@@ -62,6 +65,8 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     /// intra-warpgroup overlap); false: one product at a time.
     public var overlap: Bool
 
+    /// A configuration with every field given; the defaults are those of a single-stage,
+    /// one-m-tile kernel (see each property for its meaning and typical values).
     public init(path: Path, queryTile: Int, keyTile: Int = 32, mTiles: Int = 1, keysPerStep: Int = 64,
                 queryInShared: Bool = false, stages: Int = 1, sparseMTiles: Int = 1, sparseQueryInShared: Bool? = nil,
                 rescaleLog2: Int = 0, warpgroups: Int = 2, producerWarps: Int = 1, sparseStages: Int? = nil,
@@ -104,6 +109,7 @@ public struct KernelConfig: Sendable, Hashable, CustomStringConvertible {
     /// Work-items per work-group.
     public var threads: Int { path.isNVIDIA ? 32 * warps : queryTile }
 
+    /// The path and its fields in `key=value` form, as logged with the tuning row that chose them.
     public var description: String {
         switch path {
         case .nvidiaMMA:

@@ -4,6 +4,7 @@ import Logging
 /// dim and path eligibility; the last rows are defaults that are correct on any device. Override
 /// for experiments with `MINFERENCECL_TUNING="path=portable,query_tile=64,key_tile=32"`.
 public struct TuningTable: Sendable {
+    /// One configuration and the devices, head dims and source it applies to.
     public struct Row: Sendable, Hashable {
         /// Case-insensitive substring of the device vendor, or `*`.
         public var vendor: String
@@ -11,11 +12,14 @@ public struct TuningTable: Sendable {
         public var device: String
         /// The row applies to head dims up to this.
         public var maxHeadDim: Int
+        /// The kernel configuration the row gives.
         public var config: KernelConfig
         /// Where the row's numbers come from.
         public var source: String
     }
 
+    /// The rows in match order: the first whose vendor, device, head dim and path eligibility fit
+    /// is used.
     public var rows: [Row]
 
     /// Measured rows first (most specific), defaults last.

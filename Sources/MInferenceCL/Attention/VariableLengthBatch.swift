@@ -13,18 +13,35 @@ public struct VariableLengthBatch: Sendable, Hashable {
     public let cuSeqlensQ: [Int]
     /// `[sequences + 1]` key offsets, starting at 0, non-decreasing.
     public let cuSeqlensK: [Int]
+    /// Hq, query heads of every sequence.
     public let headsQ: Int
+    /// Hkv, key and value heads of every sequence (Hq a multiple of it).
     public let headsKV: Int
+    /// d, channels per head.
     public let headDim: Int
+    /// The element type of q, k and v.
     public let inputDType: DType
+    /// The output's element type.
     public let outputDType: DType
+    /// Whether each sequence's queries see only its keys up to their positions (its queries at
+    /// the end of its keys).
     public let causal: Bool
     /// nil: 1/sqrt(d).
     public let scale: Float?
 
+    /// A batch of `cuSeqlensQ.count - 1` sequences with the dimensions they share, checked.
+    ///
     /// - Parameters:
-    ///   - cuSeqlensQ: cumulative query offsets, `[0, n0, n0 + n1, ...]`.
+    ///   - cuSeqlensQ: cumulative query offsets, `[0, n0, n0 + n1, ...]`. A sequence may have no
+    ///     queries (it is skipped).
     ///   - cuSeqlensK: cumulative key offsets (default: `cuSeqlensQ`, every sequence a prefill).
+    ///   - headsQ: Hq, as in `AttentionProblem`.
+    ///   - headsKV: Hkv; Hq must be a multiple of it.
+    ///   - headDim: d, a multiple of 8 up to `AttentionProblem.maxHeadDim`.
+    ///   - inputDType: the element type of q, k and v.
+    ///   - outputDType: the output's element type (nil: `inputDType`).
+    ///   - causal: the causal mask within each sequence (default true; the sparse patterns need it).
+    ///   - scale: the factor on q.k before the softmax (nil: `1 / sqrt(d)`).
     /// - Throws: `AttentionError.shape` for offsets that do not start at 0, decrease, differ in
     ///   count, or give a sequence more queries than keys under a causal mask when it has keys;
     ///   the errors of `AttentionProblem` for the head counts, head dim and scale.
@@ -59,12 +76,15 @@ public struct VariableLengthBatch: Sendable, Hashable {
         }
     }
 
+    /// The number of sequences, `cuSeqlensQ.count - 1`.
     public var sequenceCount: Int { cuSeqlensQ.count - 1 }
     /// Packed queries, the N of q's logical shape `[Hq, totalQueries, d]`.
     public var totalQueries: Int { cuSeqlensQ.last! }
     /// Packed keys, the N of k's and v's logical shape `[Hkv, totalKeys, d]`.
     public var totalKeys: Int { cuSeqlensK.last! }
+    /// The number of queries of sequence `s` (0 ..< ``sequenceCount``), possibly 0.
     public func queryLength(_ s: Int) -> Int { cuSeqlensQ[s + 1] - cuSeqlensQ[s] }
+    /// The number of keys of sequence `s` (0 ..< ``sequenceCount``).
     public func keyLength(_ s: Int) -> Int { cuSeqlensK[s + 1] - cuSeqlensK[s] }
 
     /// The problem of sequence `s` alone (batch 1); nil for a sequence without queries.
@@ -97,8 +117,16 @@ extension AttentionEngine {
     /// - Parameters:
     ///   - batch: the cumulative sequence offsets and the shared dimensions.
     ///   - q: packed queries, logical shape `[Hq, totalQueries, d]` in any `DeviceTensor` layout
-    ///     (FlashAttention's `[total, H, d]` is `DeviceTensor.tokenMajorStrides`); k, v:
-    ///     `[Hkv, totalKeys, d]`; output like q.
+    ///     (FlashAttention's `[total, H, d]` is `DeviceTensor.tokenMajorStrides`).
+    ///   - k: packed keys, `[Hkv, totalKeys, d]`.
+    ///   - v: packed values, shaped like k.
+    ///   - output: shaped like q, in the batch's output dtype; rows of each sequence are written
+    ///     where its queries are.
+    ///   - plan: one pattern per query head, used by every sequence (each with its own indices).
+    ///   - options: as in `enqueue(problem:...)`.
+    ///   - workspace: buffers reused by the sequences one after the other, and across calls.
+    ///   - events: commands the first sequence waits for.
+    /// - Returns: the event of the last command (a marker on `events` when no sequence has queries).
     /// - Throws: as `enqueue(problem:...)`, with the sequence named; `AttentionError.shape` for
     ///   packed tensors of the wrong shape.
     @discardableResult

@@ -11,10 +11,13 @@ import Synchronization
 /// one runs throws `AttentionError.invalidArgument`; give each thread its own). Its memory is freed
 /// with it.
 public final class Workspace: @unchecked Sendable {
+    /// The context whose engine's calls may use this workspace (another engine's context is
+    /// refused with `AttentionError.invalidArgument`).
     public let context: ComputeContext
     private let buffers = Mutex<[String: DeviceBuffer]>([:])
     private let busy = Atomic<Bool>(false)
 
+    /// An empty workspace on `context`: allocates nothing until a call needs a buffer.
     public init(context: ComputeContext) {
         self.context = context
     }

@@ -1,7 +1,9 @@
 /// Host copies of the index arrays a layer run used, per flattened query head (for
 /// `--indices-out` and for checking against an independent reference).
 public struct LayerIndices: Sendable {
+    /// One entry per flattened query head (batch × Hq + h) that ran vertical-slash, in head order.
     public var verticalSlash: [VerticalSlashHeadIndices] = []
+    /// One entry per flattened query head that ran block-sparse, in head order.
     public var blockSparse: [BlockSparseHeadIndices] = []
 }
 
@@ -16,14 +18,23 @@ public struct VerticalSlashHeadIndices: Sendable {
     /// Row blocks listed: the 64-position blocks from `firstRowBlock` (0 in prefill; the block of
     /// the chunk's first query in a chunked prefill) to the last key.
     public var rowBlocks: Int
+    /// The position block (positions / 64) of the first row block listed: 0 in prefill,
+    /// `(Nk - Nq) / 64` rounded down for a chunk.
     public var firstRowBlock: Int = 0
-    /// [rowBlocks]; block_offset is [rowBlocks, nnzS] (key starts of 64-key windows).
+    /// Upstream's `block_count`, `[rowBlocks]`: the 64-key windows each row block visits.
     public var blockCount: [Int32]
+    /// Upstream's `block_offset`, `[rowBlocks, nnzS]` row-major: the key start of each window;
+    /// entries past a row's count are 0.
     public var blockOffset: [Int32]
+    /// The row length of ``blockOffset``: this head's slash count (upstream's `NNZ_S`).
     public var nnzS: Int
-    /// [rowBlocks]; column_index is [rowBlocks, nnzV].
+    /// Upstream's `column_count`, `[rowBlocks]`: the single key columns each row block visits
+    /// outside its windows.
     public var columnCount: [Int32]
+    /// Upstream's `column_index`, `[rowBlocks, nnzV]` row-major: those columns, ascending;
+    /// entries past a row's count are 0.
     public var columnIndex: [Int32]
+    /// The row length of ``columnIndex``: this head's vertical count (upstream's `NNZ_V`).
     public var nnzV: Int
 
     static func download(_ indices: VerticalSlashPipeline.Indices, pipeline: VerticalSlashPipeline, heads: [Int32]) throws -> [VerticalSlashHeadIndices] {
@@ -59,6 +70,7 @@ public struct VerticalSlashHeadIndices: Sendable {
 
 /// One block-sparse head's selected key blocks per query block.
 public struct BlockSparseHeadIndices: Sendable {
+    /// Flattened query head (batch × Hq + h).
     public var head: Int
     /// Per query block firstQueryBlock + m < ceil(Nk / 64), the key blocks visited, ascending.
     public var selected: [[Int32]]

@@ -79,7 +79,7 @@ package enum EngineAPIChecks {
                                     offset: offset)
         }
         let out = try view(expected, fill: 0xFF)
-        try engine.run(problem: problem, q: try view(q), k: try view(k), v: try view(v), output: out, plan: plan, options: options)
+        _ = try engine.run(problem: problem, q: try view(q), k: try view(k), v: try view(v), output: out, plan: plan, options: options)
         var problems: [String] = []
         if try out.download() != expected {
             problems.append("the [B, N, H, d] views at offset \(offset) give other output bits than the contiguous tensors")

@@ -9,6 +9,10 @@ import Synchronization
 /// one reference to its `cl_context` and `cl_command_queue` and releases exactly that in `deinit`.
 /// Safe to share between threads: OpenCL queues are thread-safe and kernels are created per launch.
 public final class ComputeContext: @unchecked Sendable {
+    /// The device the context computes on, with what its driver reports (``ComputeDevice/info``:
+    /// vendor, memory, NVIDIA compute capability). For a wrapped context, the matching entry of
+    /// ``ComputeDevice/all()``, or the device described on its own (index -1) when it is not
+    /// listed, e.g. a sub-device.
     public let device: ComputeDevice
     let context: cl_context
     let queue: cl_command_queue

@@ -167,10 +167,17 @@ public final class DeviceBuffer: @unchecked Sendable {
 /// Device memory refused before or by the driver. `limitName` says which limit applied:
 /// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` / `CL_DEVICE_GLOBAL_MEM_SIZE`, or the context's memory limit.
 public enum DeviceMemoryError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// A buffer of a negative size was asked for: the buffer's label and the size in bytes.
     case negativeSize(label: String, bytes: Int)
+    /// One buffer larger than a single allocation may be: its label, its size, the limit in bytes
+    /// (``ComputeContext/maxAllocation``), the device's name and which limit applied.
     case overAllocationLimit(label: String, bytes: Int, limit: Int, device: String, limitName: String = "CL_DEVICE_MAX_MEM_ALLOC_SIZE")
+    /// A request whose buffers together exceed the device's memory: what was asked for (the
+    /// problem), the bytes it needs, the bytes available (``ComputeContext/memoryBudget``), the
+    /// device's name and which limit applied.
     case overDeviceMemory(what: String, bytes: Int, available: Int, device: String, limitName: String = "CL_DEVICE_GLOBAL_MEM_SIZE")
 
+    /// One line naming the buffer or request, the sizes and the limit.
     public var description: String {
         switch self {
         case .negativeSize(let label, let bytes):
