@@ -44,16 +44,7 @@ final class EngineAttention {
 }
 // README-ENGINE-EXAMPLE-END
 
-/// Opens the shared test engine's context while Swift Testing plans the run, before any test
-/// starts; always true. PoCL 3.1 answers `CL_DEVICE_NOT_FOUND` to a `clGetDeviceIDs` made while
-/// another thread's first call is initialising its devices, so this suite's first context and the
-/// README example's (`ComputeContext()` in ReadmeExampleTests) must not be opened at once.
-private func openTestDeviceFirst() -> Bool {
-    _ = try? TestDevice.engine()
-    return true
-}
-
-@Suite("README engine example", .enabled(if: openTestDeviceFirst()))
+@Suite("README engine example")
 struct ReadmeEngineExampleTests {
     /// Two layers of a chunk (queries at positions 128..<300 of a 400-token cache, batch 2, GQA)
     /// on the caller's context, queue without profiling and buffers: each layer's output equals
