@@ -46,13 +46,14 @@ struct MultiCommand: ParsableCommand {
         let gpus = try ComputeDevice.all().filter { allDevices || $0.info.kind == .gpu }
         guard gpus.count >= 2 else { throw ValidationError("found \(gpus.count) device(s); the split needs at least 2") }
         let engines = try gpus.map { AttentionEngine(context: try ComputeContext(device: $0)) }
-        for e in engines { print("device \(e.context.device.index): \(e.context.device) \(e.context.wgmma)") }
+        for e in engines { Terminal.line("device \(e.context.device.index): \(e.context.device) \(e.context.wgmma)") }
         let measure = Measurement(warmup: warmup, repeats: repeats)
         var rows: [Row] = []
         var table: [[String]] = []
         for n in lengths {
             let problem = try AttentionProblem(headsQ: heads, headsKV: kvHeads, queryLength: n, keyLength: n, headDim: headDim, inputDType: .f16)
             let split = try HeadSplit(problem: problem, parts: engines.count)
+            Terminal.line("N=\(n): inputs...")
             let (dq, dk, dv) = try SyntheticInput(seed: seed).generate(context: engines[0].context, problem: problem)
             let (q, k, v) = (try dq.download(), try dk.download(), try dv.download())
             let whole = try DeviceTensor(context: engines[0].context, shape: problem.queryShape, dtype: .f16)
@@ -71,14 +72,14 @@ struct MultiCommand: ParsableCommand {
                     try engines[i].run(problem: split.parts[i].problem, q: parts[i].q, k: parts[i].k, v: parts[i].v, output: parts[i].out,
                                        plan: split.plan(plan, part: i), options: options).totalTiming
                 }
-                Terminal.progress("N=\(n) \(name): one device...")
+                Terminal.line("N=\(n) \(name): one device...")
                 let one = try measure.median {
                     try engines[0].run(problem: problem, q: dq, k: dk, v: dv, output: whole, plan: plan, options: options).totalTiming
                 }
                 let alone = try engines.indices.map { i in try measure.median { try runPart(i) }.total }
                 // All devices at once, one thread each; the time is the host's wall clock from the
                 // start until the last device has finished.
-                Terminal.progress("N=\(n) \(name): all devices...")
+                Terminal.line("N=\(n) \(name): each device alone \(alone), all devices...")
                 var walls: [Double] = []
                 for r in 0..<(warmup + max(1, repeats)) {
                     let failures = Mutex<[String]>([])
@@ -105,6 +106,7 @@ struct MultiCommand: ParsableCommand {
                 rows.append(Row(name: "\(name)-\(RunCommand.label(n))", devices: engines.map { $0.context.device.info.name }, N: n,
                                 one_device_ms: one.total, per_device_ms: alone, together_ms: together, speedup: one.total / together,
                                 equal: equal, relative_l2: metrics.relativeL2, passed: passed))
+                Terminal.line("N=\(n) \(name): one \(one.total) ms, together \(together) ms, equal \(equal)")
                 table.append(["\(name)-\(RunCommand.label(n))", Format.fixed(one.total, 2)] + alone.map { Format.fixed($0, 2) }
                              + [Format.fixed(together, 2), Format.fixed(one.total / together, 2) + "x",
                                 equal ? "equal bits" : "rel err \(Format.scientific(metrics.relativeL2))" + (passed ? "" : " FAIL")])
