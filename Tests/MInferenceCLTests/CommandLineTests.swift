@@ -229,6 +229,31 @@ struct CommandLineTests {
         }
     }
 
+    @Test("A chunk (Nq < Nk, queries at the end) runs with every pattern; with covering budgets each equals dense")
+    func chunksRunWithEveryPattern() throws {
+        let tool = try BuiltExecutable.path("minference-cl")
+        let folder = try TemporaryFolder("cli-chunk")
+        defer { folder.remove() }
+        for (name, bytes) in Self.standardFiles { _ = try folder.write(name, bytes) }
+        _ = try folder.write("q.npy", Self.npy(shape: [3, 20, 64]))
+        func run(_ extra: [String], out: String) throws -> [Float] {
+            let arguments = ["attention", "--q", folder.file("q.npy"), "--k", folder.file("k.npy"), "--v", folder.file("v.npy"),
+                             "--out", folder.file(out)] + extra
+            let result = try runProcess(tool, arguments)
+            #expect(result.status == 0 && result.stderr.isEmpty, "\(extra): \(result)")
+            return try NPYFile.read(folder.file(out)).floats()
+        }
+        let dense = try run(["--pattern", "dense"], out: "dense.npy")
+        #expect(dense.count == 3 * 20 * 64)
+        for extra in [["--pattern", "a-shape", "--sink", "64", "--window", "64"],
+                      ["--pattern", "vertical-slash", "--vertical", "64", "--slash", "64"],
+                      ["--pattern", "block-sparse", "--blocks", "2"]] {
+            let sparse = try run(extra + ["--dense-fallback", "never"], out: "sparse.npy")
+            let worst = zip(dense, sparse).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(sparse.count == dense.count && worst <= 1e-5, "\(extra): max difference \(worst) from dense")
+        }
+    }
+
     @Test("--no-check-finite turns the check off: the run goes through, other rows unchanged")
     func finiteCheckCanBeTurnedOff() throws {
         let tool = try BuiltExecutable.path("minference-cl")
