@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Glibc
 import FoundationEssentials
 import MInferenceCL
 import Synchronization
@@ -23,6 +24,10 @@ struct MultiCommand: ParsableCommand {
     @Option(name: .long) var repeats: Int = 3
     @Flag(name: .long, help: "Split across every OpenCL device, not only the GPUs (a smoke test on CPU runtimes).")
     var allDevices = false
+    @Option(name: .long, help: "Contexts per device: 2 splits the heads between two engines of each device (concurrency without a second GPU).")
+    var contextsPerDevice = 1
+    @Option(name: .long, help: "Seconds the all-devices step may take before the stage of each part is printed and the run stops.")
+    var watchdog = 120
     @Option(name: .long, help: "Commit of the code measured (recorded in the results).")
     var commit: String = "unknown"
     @Option(name: .long, help: "Results file (JSON).")
@@ -45,7 +50,9 @@ struct MultiCommand: ParsableCommand {
     func run() throws {
         let gpus = try ComputeDevice.all().filter { allDevices || $0.info.kind == .gpu }
         guard gpus.count >= 2 else { throw ValidationError("found \(gpus.count) device(s); the split needs at least 2") }
-        let engines = try gpus.map { AttentionEngine(context: try ComputeContext(device: $0)) }
+        let engines = try gpus.flatMap { device in
+            try (0..<max(1, contextsPerDevice)).map { _ in AttentionEngine(context: try ComputeContext(device: device)) }
+        }
         for e in engines { Terminal.line("device \(e.context.device.index): \(e.context.device) \(e.context.wgmma)") }
         let measure = Measurement(warmup: warmup, repeats: repeats)
         var rows: [Row] = []
@@ -77,16 +84,33 @@ struct MultiCommand: ParsableCommand {
                     try engines[0].run(problem: problem, q: dq, k: dk, v: dv, output: whole, plan: plan, options: options).totalTiming
                 }
                 let alone = try engines.indices.map { i in try measure.median { try runPart(i) }.total }
-                // All devices at once, one thread each; the time is the host's wall clock from the
-                // start until the last device has finished.
+                // All devices at once, one thread each (enqueue, then wait); the time is the host's wall
+                // clock from the start until the last device has finished.
                 Terminal.line("N=\(n) \(name): each device alone \(alone), all devices...")
                 var walls: [Double] = []
                 for r in 0..<(warmup + max(1, repeats)) {
                     let failures = Mutex<[String]>([])
+                    // Where each part is, for the watchdog: enqueueing (host), waiting (device), done.
+                    let stages = Mutex<[Int: String]>([:])
+                    let finished = Atomic<Bool>(false)
+                    let limit = watchdog
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(limit)) {
+                        guard !finished.load(ordering: .acquiring) else { return }
+                        Terminal.line("watchdog: after \(limit) s the parts are at \(stages.withLock { $0 }.sorted { $0.key < $1.key })")
+                        Glibc.exit(3)
+                    }
                     let clock = ContinuousClock(), start = clock.now
                     DispatchQueue.concurrentPerform(iterations: engines.count) { i in
-                        do { _ = try runPart(i) } catch { failures.withLock { $0.append("\(error)") } }
+                        do {
+                            stages.withLock { $0[i] = "enqueue" }
+                            let event = try engines[i].enqueue(problem: split.parts[i].problem, q: parts[i].q, k: parts[i].k, v: parts[i].v,
+                                                               output: parts[i].out, plan: split.plan(plan, part: i), options: options)
+                            stages.withLock { $0[i] = "wait" }
+                            try event.wait()
+                            stages.withLock { $0[i] = "done" }
+                        } catch { failures.withLock { $0.append("\(error)") } }
                     }
+                    finished.store(true, ordering: .releasing)
                     let elapsed = clock.now - start
                     if let failure = failures.withLock({ $0.first }) { throw ValidationError(failure) }
                     if r >= warmup { walls.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15) }
