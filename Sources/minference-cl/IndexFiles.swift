@@ -42,14 +42,14 @@ enum IndexFiles {
             try write(int32: index.blockOffset, shape: [index.rowBlocks, index.nnzS], to: base + "_block_offset.npy")
             try write(int32: index.columnCount, shape: [index.rowBlocks], to: base + "_column_count.npy")
             try write(int32: index.columnIndex, shape: [index.rowBlocks, index.nnzV], to: base + "_column_index.npy")
-            manifest.append("{\"head\": \(index.head), \"pattern\": \"vertical-slash\", \"prefix\": \"\(name(index.head))\", \"vertical\": \(index.verticals.count), \"slash\": \(index.slashOffsets.count)}")
+            manifest.append("{\"head\": \(index.head), \"pattern\": \"vertical-slash\", \"prefix\": \"\(name(index.head))\", \"vertical\": \(index.verticals.count), \"slash\": \(index.slashOffsets.count), \"first_row_block\": \(index.firstRowBlock)}")
         }
         for index in report.indices.blockSparse {
             let base = folder + "/" + name(index.head)
             let pairs = index.pairs
             try write(int32: pairs.flatMap { [$0.queryBlock, $0.keyBlock] }, shape: [pairs.count, 2], to: base + "_block_pairs.npy")
             try write(int32: index.selected.map { Int32($0.count) }, shape: [index.selected.count], to: base + "_block_count.npy")
-            manifest.append("{\"head\": \(index.head), \"pattern\": \"block-sparse\", \"prefix\": \"\(name(index.head))\", \"pairs\": \(pairs.count)}")
+            manifest.append("{\"head\": \(index.head), \"pattern\": \"block-sparse\", \"prefix\": \"\(name(index.head))\", \"pairs\": \(pairs.count), \"first_row_block\": \(index.firstQueryBlock)}")
         }
         let text = "[\n  " + manifest.joined(separator: ",\n  ") + "\n]\n"
         do {
