@@ -149,7 +149,9 @@ public final class AttentionRecall: @unchecked Sendable {
         var blockOffset = [Int32](repeating: 0, count: heads.count * r * nnzS)
         var columnIndex = [Int32](repeating: 0, count: heads.count * r * nnzV)
         for (s, index) in heads.enumerated() {
-            precondition(index.rowBlocks == r, "vertical-slash indices of \(index.rowBlocks) row blocks for a length of \(r)")
+            guard index.rowBlocks == r, index.firstRowBlock == 0 else {
+                throw AttentionError.shape("vertical-slash indices of \(index.rowBlocks) row blocks from block \(index.firstRowBlock); the recall of a length-\(n) prefill needs \(r) from block 0")
+            }
             for m in 0..<r {
                 for e in 0..<Int(index.blockCount[m]) { blockOffset[(s * r + m) * nnzS + e] = index.blockOffset[m * index.nnzS + e] }
                 for e in 0..<Int(index.columnCount[m]) { columnIndex[(s * r + m) * nnzV + e] = index.columnIndex[m * index.nnzV + e] }
@@ -171,7 +173,9 @@ public final class AttentionRecall: @unchecked Sendable {
         var indices = [Int32](repeating: 0, count: heads.count * r * stride)
         var counts = [Int32](repeating: 0, count: heads.count * r)
         for (s, index) in heads.enumerated() {
-            precondition(index.selected.count == r, "block-sparse indices of \(index.selected.count) row blocks for a length of \(r)")
+            guard index.selected.count == r, index.firstQueryBlock == 0 else {
+                throw AttentionError.shape("block-sparse indices of \(index.selected.count) query blocks from block \(index.firstQueryBlock); the recall of a length-\(n) prefill needs \(r) from block 0")
+            }
             for (m, blocks) in index.selected.enumerated() {
                 counts[s * r + m] = Int32(blocks.count)
                 for (e, b) in blocks.enumerated() { indices[(s * r + m) * stride + e] = b }
