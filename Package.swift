@@ -22,6 +22,7 @@ let kernelFiles = [
     "recall.cl",
     "attention_map.cl",
     "wgmma_probe.cl",
+    "model_ops.cl",
 ]
 
 let package = Package(
@@ -74,7 +75,7 @@ let package = Package(
             ]
         ),
         // Model files: GGUF reading and writing, dequantisation, the tokenizer. No OpenCL.
-        .target(name: "MInferenceCLModel"),
+        .target(name: "MInferenceCLModel", dependencies: ["MInferenceCL"]),
         .executableTarget(
             name: "minference-cl",
             dependencies: [

@@ -20,6 +20,7 @@ public enum EmbeddedKernels {
         "recall.cl": text(PackageResources.recall_cl),
         "attention_map.cl": text(PackageResources.attention_map_cl),
         "wgmma_probe.cl": text(PackageResources.wgmma_probe_cl),
+        "model_ops.cl": text(PackageResources.model_ops_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -213,7 +213,7 @@ public struct DeviceTensor: Sendable {
 
 /// Where a tensor's rows are, as the kernels take it (attention_common.h: layout_t): element
 /// offset and the batch, head and token strides in elements (channels contiguous).
-struct TensorLayout: Sendable, Hashable {
+package struct TensorLayout: Sendable, Hashable {
     var offset: Int
     var batchStride: Int
     var headStride: Int

@@ -10,8 +10,8 @@ import COpenCL
 /// GEMM of more rows, any other run one strided-batched GEMM. (CLBlast's offset-array batched GEMM
 /// uploads its arrays with a blocking write, which would make the host wait for the queue, and
 /// `AttentionEngine.enqueue` promises it never does.)
-enum CLBlastGEMM {
-    static func multiplyTransposed(context: ComputeContext, m: Int, n: Int, k: Int,
+package enum CLBlastGEMM {
+    package static func multiplyTransposed(context: ComputeContext, m: Int, n: Int, k: Int,
                                    a: DeviceBuffer, aOffsets: [Int], b: DeviceBuffer, bOffsets: [Int],
                                    c: DeviceBuffer, cOffsets: [Int]) throws -> CommandEvent {
         guard aOffsets.count == bOffsets.count, bOffsets.count == cOffsets.count else {

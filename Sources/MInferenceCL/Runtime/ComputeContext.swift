@@ -274,7 +274,7 @@ public final class ComputeContext: @unchecked Sendable {
     }
 
     /// The program for `source` built with `options` (from memory, then disk, then compiled).
-    func program(_ source: KernelSource, options: BuildOptions) throws -> Program {
+    package func program(_ source: KernelSource, options: BuildOptions) throws -> Program {
         try programs.program(source: source, options: options, context: self)
     }
 }

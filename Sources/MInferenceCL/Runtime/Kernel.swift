@@ -1,7 +1,7 @@
 import COpenCL
 
 /// One argument of a kernel launch.
-enum KernelArgument {
+package enum KernelArgument {
     case buffer(DeviceBuffer)
     case int(Int32)
     case uint(UInt32)
@@ -12,7 +12,7 @@ enum KernelArgument {
     /// Dynamic local memory of this many bytes.
     case local(Int)
 
-    static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
+    package static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
 }
 
 /// A `cl_kernel` made for one launch (kernel objects are not thread-safe to set up, so each
@@ -157,7 +157,7 @@ extension ComputeContext {
     /// Enqueues `name` from `program` over `global` work-items in groups of `local`.
     /// Global sizes are rounded up to a multiple of the local size. Returns the profiled event.
     @discardableResult
-    func launch(_ program: Program, _ name: String, global: [Int], local: [Int]?,
+    package func launch(_ program: Program, _ name: String, global: [Int], local: [Int]?,
                 _ arguments: [KernelArgument]) throws -> CommandEvent {
         let kernel = try Kernel(program: program, name: name)
         try kernel.set(arguments)

@@ -1,7 +1,7 @@
 import COpenCL
 
 /// A built `cl_program` for one device; the single owner of the handle.
-final class Program: @unchecked Sendable {
+package final class Program: @unchecked Sendable {
     let program: cl_program
     let key: ProgramKey
     var deviceName: String { key.deviceName }
