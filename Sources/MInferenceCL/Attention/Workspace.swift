@@ -27,7 +27,7 @@ public final class Workspace: @unchecked Sendable {
 
     /// The buffer of `role` with room for `byteCount` bytes: the one held if it is large enough,
     /// else a new one that replaces it.
-    func buffer(_ role: String, byteCount: Int) throws -> DeviceBuffer {
+    package func buffer(_ role: String, byteCount: Int) throws -> DeviceBuffer {
         try buffers.withLock { held in
             if let buffer = held[role], buffer.byteCount >= byteCount { return buffer }
             let buffer = try DeviceBuffer(context: context, byteCount: byteCount, label: role)

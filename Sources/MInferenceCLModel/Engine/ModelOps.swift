@@ -45,8 +45,10 @@ package struct ModelOps: Sendable {
 
     /// `y = x W^T`: x `[rows, inputs]`, W `[outputs, inputs]` (a GGUF weight's row order), y
     /// `[rows, outputs]`, fp32 through CLBlast.
-    package func linear(_ x: DeviceBuffer, weight: DeviceBuffer, rows: Int, inputs: Int, outputs: Int, out: DeviceBuffer) throws {
-        _ = try CLBlastGEMM.multiplyTransposed(context: context, m: rows, n: outputs, k: inputs, a: x, aOffsets: [0],
+    /// `xRow`: the first row of x used (the rows before it are skipped).
+    package func linear(_ x: DeviceBuffer, weight: DeviceBuffer, rows: Int, inputs: Int, outputs: Int, out: DeviceBuffer,
+                        xRow: Int = 0) throws {
+        _ = try CLBlastGEMM.multiplyTransposed(context: context, m: rows, n: outputs, k: inputs, a: x, aOffsets: [xRow * inputs],
                                                b: weight, bOffsets: [0], c: out, cOffsets: [0])
     }
 }

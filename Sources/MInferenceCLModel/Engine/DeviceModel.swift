@@ -1,0 +1,140 @@
+import MInferenceCL
+
+/// A Llama-architecture model's prefill on one OpenCL device, as an engine runs it: fp32 weights
+/// (dequantised once by `ReferenceModel`) and activations, CLBlast products, the model steps of
+/// CLKernels/model_ops.cl, and attention through `AttentionEngine.enqueue` on the device-resident
+/// KV cache. No host round trip between layers: a chunk's commands are all enqueued, and the host
+/// reads only the logits it asked for.
+///
+/// The KV cache holds `capacity` tokens per layer as `[layers, capacity, Hkv, headDim]` (the keys
+/// and the values each), the layout engines keep; attention reads it through `DeviceTensor` views
+/// (logical `[Hkv, Nk, d]`, FlashAttention's token-major strides), and q and the attention output
+/// are views of the products' `[tokens, heads * headDim]` rows. A prefill runs in chunks: chunk c
+/// is a problem with Nq = its length and Nk = the tokens cached so far (chunked prefill).
+public final class DeviceModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let engine: AttentionEngine
+    /// Tokens the KV cache holds per layer.
+    public let capacity: Int
+    /// Tokens prefilled so far (the next chunk's first position).
+    public private(set) var position = 0
+
+    let ops: ModelOps
+    let workspace: Workspace
+    let embedding: DeviceBuffer, output: DeviceBuffer, outputNorm: DeviceBuffer
+    let layers: [Layer]
+    let keyCache: DeviceBuffer, valueCache: DeviceBuffer
+
+    struct Layer {
+        var attnNorm: DeviceBuffer, ffnNorm: DeviceBuffer
+        var wq: DeviceBuffer, wk: DeviceBuffer, wv: DeviceBuffer, wo: DeviceBuffer
+        var gate: DeviceBuffer, up: DeviceBuffer, down: DeviceBuffer
+    }
+
+    /// Uploads `model`'s weights to `engine`'s device and allocates a KV cache of `capacity` tokens.
+    /// Throws `DeviceMemoryError` / `OpenCLError` when the device cannot hold them.
+    public init(model: ReferenceModel, engine: AttentionEngine, capacity: Int) throws {
+        let context = engine.context
+        func upload(_ values: [Float], _ label: String) throws -> DeviceBuffer {
+            try DeviceBuffer(context: context, copying: values, label: label)
+        }
+        self.config = model.config
+        self.engine = engine
+        self.capacity = capacity
+        self.ops = ModelOps(context: context)
+        self.workspace = Workspace(context: context)
+        embedding = try upload(model.embedding, "token_embd")
+        output = model.output == model.embedding ? embedding : try upload(model.output, "output")
+        outputNorm = try upload(model.outputNorm, "output_norm")
+        layers = try model.layers.enumerated().map { i, l in
+            Layer(attnNorm: try upload(l.attnNorm, "blk.\(i).attn_norm"), ffnNorm: try upload(l.ffnNorm, "blk.\(i).ffn_norm"),
+                  wq: try upload(l.wq, "blk.\(i).attn_q"), wk: try upload(l.wk, "blk.\(i).attn_k"), wv: try upload(l.wv, "blk.\(i).attn_v"),
+                  wo: try upload(l.wo, "blk.\(i).attn_output"), gate: try upload(l.gate, "blk.\(i).ffn_gate"),
+                  up: try upload(l.up, "blk.\(i).ffn_up"), down: try upload(l.down, "blk.\(i).ffn_down"))
+        }
+        let cacheBytes = config.layerCount * capacity * config.kvHeadCount * config.headDim * 4
+        keyCache = try DeviceBuffer(context: context, byteCount: cacheBytes, label: "key cache")
+        valueCache = try DeviceBuffer(context: context, byteCount: cacheBytes, label: "value cache")
+    }
+
+    /// Forgets the cached tokens (the next prefill starts at position 0).
+    public func reset() { position = 0 }
+
+    /// Prefills `tokens` after the cached ones, `chunk` tokens per attention call (0: all at once),
+    /// each layer's attention with `plan(layer)` (default dense); returns the logits of the last
+    /// `lastLogits` positions of `tokens`, `[min(lastLogits, tokens.count)][vocab]`.
+    /// - Throws: `AttentionError` for tokens outside the vocabulary or past the cache's capacity,
+    ///   and the errors of `AttentionEngine.enqueue`.
+    public func prefill(tokens: [Int32], chunk: Int = 0, lastLogits: Int = 1, options: SparseOptions = SparseOptions(),
+                        plan: (Int) -> LayerPlan? = { _ in nil }) throws -> [[Float]] {
+        guard !tokens.isEmpty else { return [] }
+        guard position + tokens.count <= capacity else {
+            throw AttentionError.invalidArgument("\(position) cached + \(tokens.count) new tokens exceed the cache's \(capacity)")
+        }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw AttentionError.invalidArgument("token \(tokens[bad]) at \(bad) is outside the vocabulary of \(config.vocabSize)")
+        }
+        let step = chunk > 0 ? chunk : tokens.count
+        var logits: [[Float]] = []
+        var start = 0
+        while start < tokens.count {
+            let count = min(step, tokens.count - start)
+            let isLast = start + count == tokens.count
+            let wanted = isLast ? min(lastLogits, tokens.count) : 0
+            let rows = try run(chunk: Array(tokens[start..<(start + count)]), logitRows: min(wanted, count), options: options, plan: plan)
+            logits = rows
+            start += count
+        }
+        return logits
+    }
+
+    /// One chunk through every layer; returns the logits of its last `logitRows` rows.
+    func run(chunk tokens: [Int32], logitRows: Int, options: SparseOptions, plan: (Int) -> LayerPlan?) throws -> [[Float]] {
+        let context = engine.context
+        let n = tokens.count, h = config.hiddenSize, d = config.headDim, f = config.feedForwardSize
+        let kv = config.kvHeadCount * d, p0 = position, nk = p0 + n
+        func scratch(_ floats: Int, _ label: String) throws -> DeviceBuffer { try workspace.buffer("model " + label, byteCount: floats * 4) }
+        let x = try scratch(n * h, "x"), normed = try scratch(n * h, "normed")
+        let q = try scratch(n * h, "q"), k = try scratch(n * kv, "k"), v = try scratch(n * kv, "v")
+        let attention = try scratch(n * h, "attention"), projected = try scratch(n * h, "projected")
+        let gate = try scratch(n * f, "gate"), up = try scratch(n * f, "up"), act = try scratch(n * f, "act")
+        try ops.embed(table: embedding, tokens: try DeviceBuffer(context: context, copying: tokens, label: "tokens"), count: n, width: h, out: x)
+        let problem = try AttentionProblem(headsQ: config.headCount, headsKV: config.kvHeadCount, queryLength: n, keyLength: nk,
+                                           headDim: d, inputDType: .f32)
+        let eps = Float(config.rmsNormEpsilon), theta = Float(config.ropeFreqBase)
+        for (index, layer) in layers.enumerated() {
+            try ops.rmsNorm(x, weight: layer.attnNorm, rows: n, width: h, eps: eps, out: normed)
+            try ops.linear(normed, weight: layer.wq, rows: n, inputs: h, outputs: h, out: q)
+            try ops.linear(normed, weight: layer.wk, rows: n, inputs: h, outputs: kv, out: k)
+            try ops.linear(normed, weight: layer.wv, rows: n, inputs: h, outputs: kv, out: v)
+            try ops.rope(q, rows: n, heads: config.headCount, headDim: d, firstPosition: p0, theta: theta)
+            try ops.rope(k, rows: n, heads: config.kvHeadCount, headDim: d, firstPosition: p0, theta: theta)
+            // The chunk's keys and values join the cache: rows p0 ..< nk of this layer.
+            let layerBase = index * capacity * kv
+            try keyCache.copy(from: k, sourceOffset: 0, offset: (layerBase + p0 * kv) * 4, byteCount: n * kv * 4)
+            try valueCache.copy(from: v, sourceOffset: 0, offset: (layerBase + p0 * kv) * 4, byteCount: n * kv * 4)
+            let rowsOf = { (buffer: DeviceBuffer, heads: Int, tokens: Int, offset: Int) throws -> DeviceTensor in
+                let shape = [heads, tokens, d]
+                return try DeviceTensor(buffer: buffer, dtype: .f32, shape: shape, strides: DeviceTensor.tokenMajorStrides(shape), offset: offset)
+            }
+            try engine.enqueue(problem: problem, q: rowsOf(q, config.headCount, n, 0), k: rowsOf(keyCache, config.kvHeadCount, nk, layerBase),
+                               v: rowsOf(valueCache, config.kvHeadCount, nk, layerBase), output: rowsOf(attention, config.headCount, n, 0),
+                               plan: plan(index) ?? .uniform(.dense, heads: config.headCount), options: options, workspace: workspace)
+            try ops.linear(attention, weight: layer.wo, rows: n, inputs: h, outputs: h, out: projected)
+            try ops.add(x, projected, count: n * h)
+            try ops.rmsNorm(x, weight: layer.ffnNorm, rows: n, width: h, eps: eps, out: normed)
+            try ops.linear(normed, weight: layer.gate, rows: n, inputs: h, outputs: f, out: gate)
+            try ops.linear(normed, weight: layer.up, rows: n, inputs: h, outputs: f, out: up)
+            try ops.swiglu(gate: gate, up: up, count: n * f, out: act)
+            try ops.linear(act, weight: layer.down, rows: n, inputs: f, outputs: h, out: projected)
+            try ops.add(x, projected, count: n * h)
+        }
+        position = nk
+        guard logitRows > 0 else { return [] }
+        try ops.rmsNorm(x, weight: outputNorm, rows: n, width: h, eps: eps, out: normed)
+        let logits = try scratch(logitRows * config.vocabSize, "logits")
+        try ops.linear(normed, weight: output, rows: logitRows, inputs: h, outputs: config.vocabSize, out: logits, xRow: n - logitRows)
+        let values = try logits.read(as: Float.self, count: logitRows * config.vocabSize)
+        return (0..<logitRows).map { Array(values[($0 * config.vocabSize)..<(($0 + 1) * config.vocabSize)]) }
+    }
+}
