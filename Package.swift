@@ -80,6 +80,7 @@ let package = Package(
             name: "minference-cl",
             dependencies: [
                 "MInferenceCL",
+                "MInferenceCLModel",
                 "CPNG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

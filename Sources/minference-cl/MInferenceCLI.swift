@@ -7,7 +7,8 @@ struct MInferenceCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "minference-cl",
         abstract: "Long-context attention with MInference's dynamic sparse patterns on any OpenCL device.",
-        subcommands: [DevicesCommand.self, AttentionCommand.self, DemoCommand.self, SearchCommand.self, InspectCommand.self])
+        subcommands: [DevicesCommand.self, AttentionCommand.self, DemoCommand.self, SearchCommand.self, InspectCommand.self,
+                      GenerateCommand.self])
 
     /// Every error is one line on stderr (CommandLineErrors.swift).
     static func main() { mainReportingOneLineErrors() }

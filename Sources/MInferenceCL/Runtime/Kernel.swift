@@ -78,7 +78,7 @@ public final class CommandEvent: @unchecked Sendable {
     }
 
     /// The span from `first`'s start to `last`'s end (markers around a library call).
-    init(spanning first: CommandEvent, _ last: CommandEvent, label: String) {
+    package init(spanning first: CommandEvent, _ last: CommandEvent, label: String) {
         clRetainEvent(last.event)
         self.event = last.event
         self.opening = first
@@ -144,7 +144,7 @@ public final class CommandEvent: @unchecked Sendable {
 
 extension ComputeContext {
     /// Enqueues a marker that completes when `events` (none: every command enqueued before it) have.
-    func marker(waitingFor events: [CommandEvent], label: String = "marker") throws -> CommandEvent {
+    package func marker(waitingFor events: [CommandEvent], label: String = "marker") throws -> CommandEvent {
         let handles: [cl_event?] = events.map { $0.event }
         var marker: cl_event?
         let status = handles.withUnsafeBufferPointer {

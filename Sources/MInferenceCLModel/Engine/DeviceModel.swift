@@ -18,6 +18,9 @@ public final class DeviceModel: @unchecked Sendable {
     public let capacity: Int
     /// Tokens prefilled so far (the next chunk's first position).
     public private(set) var position = 0
+    /// Device time of the attention calls of the last `prefill` (from each layer's first attention
+    /// command to its last, summed), in milliseconds; nil on a queue without profiling.
+    public private(set) var attentionMilliseconds: Double?
 
     let ops: ModelOps
     let workspace: Workspace
@@ -75,6 +78,8 @@ public final class DeviceModel: @unchecked Sendable {
             throw AttentionError.invalidArgument("token \(tokens[bad]) at \(bad) is outside the vocabulary of \(config.vocabSize)")
         }
         let step = chunk > 0 ? chunk : tokens.count
+        attentionSpans = []
+        defer { attentionSpans = [] }
         var logits: [[Float]] = []
         var start = 0
         while start < tokens.count {
@@ -85,8 +90,20 @@ public final class DeviceModel: @unchecked Sendable {
             logits = rows
             start += count
         }
+        try engine.context.finish()
+        if engine.context.profiling {
+            attentionMilliseconds = try attentionSpans.reduce(0) { total, span in
+                let (begin, end) = try span.interval()
+                return total + Double(end - begin) / 1e6
+            }
+        } else {
+            attentionMilliseconds = nil
+        }
         return logits
     }
+
+    /// The attention calls of the running prefill, each from its opening marker to its last command.
+    private var attentionSpans: [CommandEvent] = []
 
     /// One chunk through every layer; returns the logits of its last `logitRows` rows.
     func run(chunk tokens: [Int32], logitRows: Int, options: SparseOptions, plan: (Int) -> LayerPlan?) throws -> [[Float]] {
@@ -117,9 +134,11 @@ public final class DeviceModel: @unchecked Sendable {
                 let shape = [heads, tokens, d]
                 return try DeviceTensor(buffer: buffer, dtype: .f32, shape: shape, strides: DeviceTensor.tokenMajorStrides(shape), offset: offset)
             }
-            try engine.enqueue(problem: problem, q: rowsOf(q, config.headCount, n, 0), k: rowsOf(keyCache, config.kvHeadCount, nk, layerBase),
+            let opening = try context.marker(waitingFor: [], label: "attention start")
+            let last = try engine.enqueue(problem: problem, q: rowsOf(q, config.headCount, n, 0), k: rowsOf(keyCache, config.kvHeadCount, nk, layerBase),
                                v: rowsOf(valueCache, config.kvHeadCount, nk, layerBase), output: rowsOf(attention, config.headCount, n, 0),
                                plan: plan(index) ?? .uniform(.dense, heads: config.headCount), options: options, workspace: workspace)
+            attentionSpans.append(CommandEvent(spanning: opening, last, label: "attention, layer \(index)"))
             try ops.linear(attention, weight: layer.wo, rows: n, inputs: h, outputs: h, out: projected)
             try ops.add(x, projected, count: n * h)
             try ops.rmsNorm(x, weight: layer.ffnNorm, rows: n, width: h, eps: eps, out: normed)
