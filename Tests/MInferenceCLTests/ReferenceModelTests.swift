@@ -189,3 +189,54 @@ struct ReferenceModelTests {
         #expect(config.vocabSize == 100)
     }
 }
+
+/// The reference forward pass on the real SmolLM2-135M-Instruct Q4_1 against llama.cpp's logits
+/// (Fixtures/model/smollm2-logits.json, made by make_fixtures.py beside it). llama.cpp rounds
+/// activations to 8 bits in its quantised products, so agreement is close, not exact: a float64
+/// NumPy pass on the same weights is 0.0341 relative L2 from llama.cpp's last-position logits and
+/// agrees on the top token at 15 of 16 positions, so the L2 bound is 4e-2 (2e-2 was the hoped-for
+/// figure; the measured floor is above it). Against that NumPy pass (`float64Top5`) the check is
+/// tight: the same top token everywhere, top-5 logits within 1e-3.
+@Suite("Reference forward pass: the real SmolLM2-135M against llama.cpp",
+       .enabled(if: RealModel.isPresent, "needs the model: scripts/fetch-model.sh"))
+struct ReferenceModelRealTests {
+    struct Fixture: Decodable {
+        struct Top: Decodable { var position: Int, ids: [Int], logits: [Double] }
+        var text: String, tokens: [Int32], top5: [Top], float64Top5: [Top], lastLogits: [Double]
+    }
+
+    @Test("Top-1 as llama.cpp at >= 15 of the last 16 positions, last position within 4e-2 relative L2; float64 NumPy's top 5 within 1e-3")
+    func agreesWithLlamaCpp() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath("model/smollm2-logits.json")))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: data)
+        let file = try RealModel.file.get()
+        #expect(try Tokenizer(gguf: file).encode(fixture.text) == fixture.tokens)
+        let model = try ReferenceModel(gguf: file)
+        let first = fixture.top5[0].position, n = fixture.tokens.count
+        let start = ContinuousClock.now
+        let logits = model.logits(tokens: fixture.tokens, positions: first..<n)
+        let seconds = (ContinuousClock.now - start) / .seconds(1)
+        var agreeing = 0, gaps: [String] = []
+        for top in fixture.top5 {
+            let row = logits[top.position - first]
+            let best = row.indices.max { row[$0] < row[$1] }!
+            if best == top.ids[0] { agreeing += 1 } else {
+                gaps.append("position \(top.position): ours \(best), llama.cpp \(top.ids) \(top.logits)")
+            }
+            for (id, value) in zip(top.ids, top.logits) {
+                #expect(abs(Double(row[id]) - value) <= 0.1 * max(1, abs(value)), "position \(top.position) token \(id): \(row[id]) vs \(value)")
+            }
+        }
+        var worst = 0.0
+        for top in fixture.float64Top5 {
+            let row = logits[top.position - first]
+            #expect(row.indices.max { row[$0] < row[$1] }! == top.ids[0], "position \(top.position)")
+            for (id, value) in zip(top.ids, top.logits) { worst = max(worst, abs(Double(row[id]) - value)) }
+        }
+        #expect(worst <= 1e-3, "top-5 logits differ from float64 NumPy's by up to \(worst)")
+        let error = relativeL2(logits[n - 1 - first], fixture.lastLogits)
+        print("ReferenceModel vs llama.cpp: top-1 \(agreeing)/\(fixture.top5.count), last-position relative L2 \(error); vs float64 NumPy: top-5 max |diff| \(worst); \(n) tokens in \(seconds) s \(gaps)")
+        #expect(agreeing >= 15, "\(gaps)")
+        #expect(error <= 4e-2)
+    }
+}
