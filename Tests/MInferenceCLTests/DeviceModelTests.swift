@@ -1,3 +1,4 @@
+import Foundation
 @testable import MInferenceCL
 @testable import MInferenceCLModel
 import Testing
@@ -26,6 +27,11 @@ struct DeviceModelTests {
         model.reset()
         let chunked = try model.prefill(tokens: tokens, chunk: 8, lastLogits: 5)
         for (a, b) in zip(chunked, whole) { #expect(relativeL2(a, b.map(Double.init)) <= 1e-5) }
+        // Logits wanted from more positions than the last chunk holds come from the chunks before it.
+        model.reset()
+        let spanning = try model.prefill(tokens: tokens, chunk: 8, lastLogits: 12)
+        #expect(spanning.count == 12)
+        for (i, row) in spanning.enumerated() { #expect(relativeL2(row, want[25 + i].map(Double.init)) <= Self.tolerance) }
         // Continuing after the cache: the remaining tokens as a second prefill.
         model.reset()
         _ = try model.prefill(tokens: Array(tokens[0..<20]))
@@ -53,5 +59,29 @@ struct DeviceModelTests {
         #expect(throws: AttentionError.invalidArgument("token 100 at 1 is outside the vocabulary of 100")) {
             try model.prefill(tokens: [1, 100])
         }
+    }
+}
+
+/// The real SmolLM2-135M on the test device, prefilled in chunks: against the fixture's float64
+/// NumPy forward pass on the same weights (Fixtures/model/make_fixtures.py).
+@Suite("Device forward pass: the real SmolLM2-135M",
+       .enabled(if: RealModel.isPresent, "needs the model: scripts/fetch-model.sh"))
+struct DeviceModelRealTests {
+    @Test func chunkedPrefillAgreesWithFloat64() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath("model/smollm2-logits.json")))
+        let fixture = try JSONDecoder().decode(ReferenceModelRealTests.Fixture.self, from: data)
+        let model = try DeviceModel(model: try ReferenceModel(gguf: try RealModel.file.get()), engine: try TestDevice.engine(),
+                                    capacity: fixture.tokens.count)
+        let first = fixture.float64Top5[0].position, n = fixture.tokens.count
+        let logits = try model.prefill(tokens: fixture.tokens, chunk: 16, lastLogits: n - first)
+        var agreeing = 0, worst = 0.0
+        for top in fixture.float64Top5 {
+            let row = logits[top.position - first]
+            if row.indices.max(by: { row[$0] < row[$1] })! == top.ids[0] { agreeing += 1 }
+            for (id, value) in zip(top.ids, top.logits) { worst = max(worst, abs(Double(row[id]) - value)) }
+        }
+        print("DeviceModel (chunks of 16) vs float64 NumPy: top-1 \(agreeing)/\(fixture.float64Top5.count), top-5 max |diff| \(worst)")
+        #expect(agreeing == fixture.float64Top5.count)
+        #expect(worst <= 2e-3, "top-5 logits differ from float64 by up to \(worst)")
     }
 }

@@ -82,12 +82,12 @@ public final class DeviceModel: @unchecked Sendable {
         defer { attentionSpans = [] }
         var logits: [[Float]] = []
         var start = 0
+        // The wanted positions are a suffix of the prompt: a suffix of each chunk they reach.
+        let firstWanted = tokens.count - min(max(lastLogits, 0), tokens.count)
         while start < tokens.count {
             let count = min(step, tokens.count - start)
-            let isLast = start + count == tokens.count
-            let wanted = isLast ? min(lastLogits, tokens.count) : 0
-            let rows = try run(chunk: Array(tokens[start..<(start + count)]), logitRows: min(wanted, count), options: options, plan: plan)
-            logits = rows
+            let rows = max(0, start + count - max(start, firstWanted))
+            logits += try run(chunk: Array(tokens[start..<(start + count)]), logitRows: rows, options: options, plan: plan)
             start += count
         }
         try engine.context.finish()
