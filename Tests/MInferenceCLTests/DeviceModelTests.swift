@@ -85,3 +85,28 @@ struct DeviceModelRealTests {
         #expect(worst <= 2e-3, "top-5 logits differ from float64 by up to \(worst)")
     }
 }
+
+/// `minference-cl generate` on the real model: the run goes through, and the logits it writes
+/// agree with the float64 forward pass at the last position.
+@Suite("minference-cl generate on the real SmolLM2-135M",
+       .enabled(if: RealModel.isPresent, "needs the model: scripts/fetch-model.sh"))
+struct GenerateCommandTests {
+    @Test func generatesAndWritesLogits() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath("model/smollm2-logits.json")))
+        let fixture = try JSONDecoder().decode(ReferenceModelRealTests.Fixture.self, from: data)
+        let folder = try TemporaryFolder("cli-generate")
+        defer { folder.remove() }
+        let prompt = try folder.write("prompt.txt", Array(fixture.text.utf8))
+        let result = try runProcess(try BuiltExecutable.path("minference-cl"),
+                                    ["generate", "--model", RealModel.path, "--prompt-file", prompt, "--max-new-tokens", "4", "--chunk", "20",
+                                     "--logits-out", folder.file("logits.npy")])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("time to first token") && result.stdout.contains("generated 4 tokens"), "\(result.stdout)")
+        let logits = try NPYFile.read(folder.file("logits.npy"))
+        let n = fixture.tokens.count
+        #expect(logits.shape == [min(64, n), 49152])
+        let last = Array(logits.floats().suffix(49152))
+        let top = try #require(fixture.float64Top5.last)
+        #expect(top.position == n - 1 && last.indices.max { last[$0] < last[$1] }! == top.ids[0])
+    }
+}
