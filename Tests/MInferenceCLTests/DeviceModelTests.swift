@@ -110,3 +110,28 @@ struct GenerateCommandTests {
         #expect(top.position == n - 1 && last.indices.max { last[$0] < last[$1] }! == top.ids[0])
     }
 }
+
+/// `minference-cl capture` on the real model: every layer's q, k, v in search's layout, which
+/// `search` then reads.
+@Suite("minference-cl capture on the real SmolLM2-135M",
+       .enabled(if: RealModel.isPresent, "needs the model: scripts/fetch-model.sh"))
+struct CaptureCommandTests {
+    @Test func capturesWhatSearchReads() throws {
+        let folder = try TemporaryFolder("cli-capture")
+        defer { folder.remove() }
+        let prompt = try folder.write("prompt.txt", Array("The quick brown fox jumps over the lazy dog, again and again, until the sun sets.".utf8))
+        let tool = try BuiltExecutable.path("minference-cl")
+        let capture = try runProcess(tool, ["capture", "--model", RealModel.path, "--prompt-file", prompt, "--out-dir", folder.file("qkv")])
+        #expect(capture.status == 0, "\(capture)")
+        for layer in [0, 29] {
+            let dir = folder.file("qkv/layer" + (layer < 10 ? "0" : "") + "\(layer)")
+            let q = try NPYFile.read(dir + "/q.npy"), k = try NPYFile.read(dir + "/k.npy"), v = try NPYFile.read(dir + "/v.npy")
+            #expect(q.shape.count == 3 && q.shape[0] == 9 && q.shape[2] == 64 && k.shape == [3, q.shape[1], 64] && v.shape == k.shape)
+            #expect(q.floats().allSatisfy(\.isFinite) && k.floats().allSatisfy(\.isFinite))
+        }
+        let search = try runProcess(tool, ["search", "--layers", folder.file("qkv/layer00"), folder.file("qkv/layer01"),
+                                           "--density", "0.5", "--out", folder.file("config.json")])
+        #expect(search.status == 0, "\(search)")
+        #expect(try PatternConfig.load(path: folder.file("config.json")).patterns(layer: 1, heads: 9).count == 9)
+    }
+}
