@@ -82,6 +82,7 @@ let package = Package(
                 "MInferenceCL",
                 "MInferenceCLModel",
                 "CPNG",
+                .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -135,3 +135,35 @@ struct CaptureCommandTests {
         #expect(try PatternConfig.load(path: folder.file("config.json")).patterns(layer: 1, heads: 9).count == 9)
     }
 }
+
+/// `minference-cl eval` on the real model: dense against an A-shape whose window misses most of a
+/// 300-token prompt, so the measures must show a difference.
+@Suite("minference-cl eval on the real SmolLM2-135M",
+       .enabled(if: RealModel.isPresent, "needs the model: scripts/fetch-model.sh"))
+struct EvalCommandTests {
+    @Test func comparesDenseAndSparse() throws {
+        let folder = try TemporaryFolder("cli-eval")
+        defer { folder.remove() }
+        // Prose without repeats (a repeated sentence is predicted from the local window alone).
+        let prose = (try? String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8))
+            ?? ReadmeProse.text
+        let text = try folder.write("text.txt", Array(prose.utf8))
+        let result = try runProcess(try BuiltExecutable.path("minference-cl"),
+                                    ["eval", "--model", RealModel.path, "--text", text, "--pattern", "a-shape", "--sink", "4", "--window", "32",
+                                     "--lengths", "300", "--chunk", "128", "--passkey-depths", "1"], timeout: 600)
+        #expect(result.status == 0, "\(result)")
+        let row = try #require(result.stdout.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("300 ") })
+        let cells = row.split(separator: " ").map(String.init)
+        // agreement below 100 % and KL above 0: the A-shape heads did run their pattern.
+        let agreement = try #require(cells.first { $0.hasSuffix("%") }.flatMap { Double($0.dropLast()) })
+        #expect(agreement < 100 && agreement > 20, "\(row)")
+        #expect(row.contains("of 1"), "\(row)")
+    }
+}
+
+/// A stand-in text where the licence texts are not installed: the README, which has no repeats.
+enum ReadmeProse {
+    static var text: String {
+        (try? String(contentsOfFile: fixturePath("../../../README.md"), encoding: .utf8)) ?? ""
+    }
+}
