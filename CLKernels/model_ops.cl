@@ -69,3 +69,10 @@ __kernel void add_in_place(__global float* x, __global const float* y, ulong cou
     const size_t i = get_global_id(0);
     if (i < count) x[i] += y[i];
 }
+
+/* Rounds fp32 to fp16 (round to nearest even), for attention inputs on the tensor-core paths:
+ * y[y_offset + i] = x[i]. Work: global (count). */
+__kernel void to_half(__global const float* x, __global half* y, ulong y_offset, ulong count) {
+    const size_t i = get_global_id(0);
+    if (i < count) vstore_half_rte(x[i], y_offset + i, y);
+}

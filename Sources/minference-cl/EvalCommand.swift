@@ -33,6 +33,8 @@ struct EvalCommand: ParsableCommand {
     var chunk = 1024
     @Option(name: .long, help: "Passkey depths per length (evenly from 10 % to 90 %; 0: no passkey test).")
     var passkeyDepths = 5
+    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, or f16 (the tensor-core paths' input).")
+    var attentionDtype = "f32"
     @Option(name: .long, help: "Seed of the passkeys.")
     var seed: UInt64 = 1
     @Option(name: .long, help: "never (default: every head runs its pattern, so the measures show the config) or auto (sparse heads run densely below the device's measured length, as deployed).")
@@ -63,8 +65,9 @@ struct EvalCommand: ParsableCommand {
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
             let capacity = lengths.max()! + 16
-            let dense = try DeviceModel(model: reference, engine: engine, capacity: capacity)
-            let sparse = try DeviceModel(model: reference, engine: engine, capacity: capacity)
+            let attentionType = try GenerateCommand.attentionType(attentionDtype)
+            let dense = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType)
+            let sparse = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType)
             guard let fallback = SparseOptions.DenseFallback(rawValue: denseFallback) else {
                 throw ValidationError("unknown --dense-fallback '\(denseFallback)'; use auto or never")
             }

@@ -31,6 +31,8 @@ struct GenerateCommand: ParsableCommand {
     var chunk = 0
     @Option(name: .long, help: "Write the float32 logits of the last 64 prompt positions to this .npy.")
     var logitsOut: String?
+    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, or f16 (the tensor-core paths' input).")
+    var attentionDtype = "f32"
     @Option(name: .long, help: "Sparse heads run densely below the device's measured length: auto or never.")
     var denseFallback = "auto"
 
@@ -54,7 +56,8 @@ struct GenerateCommand: ParsableCommand {
             }
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
-            let device = try DeviceModel(model: reference, engine: engine, capacity: prompt.count + maxNewTokens)
+            let device = try DeviceModel(model: reference, engine: engine, capacity: prompt.count + maxNewTokens,
+                                         attentionDType: try Self.attentionType(attentionDtype))
             let options = SparseOptions(denseFallback: fallback)
             print("device: \(context.device); prompt: \(prompt.count) tokens; attention: \(plans[0].description)\(config.map { " (config \($0))" } ?? "")")
 
@@ -87,6 +90,14 @@ struct GenerateCommand: ParsableCommand {
                 print(try tokenizer.decode(generated))
             }
         }
+    }
+
+    /// The `--attention-dtype` value as a dtype (f32 or f16).
+    static func attentionType(_ name: String) throws -> DType {
+        guard let dtype = DType(name: name), dtype == .f32 || dtype == .f16 else {
+            throw ValidationError("unknown --attention-dtype '\(name)'; use f32 or f16")
+        }
+        return dtype
     }
 
     static func argmax(_ row: [Float]) -> Int32 {

@@ -40,6 +40,23 @@ struct DeviceModelTests {
         #expect(model.position == 37)
     }
 
+    /// fp16 attention inputs (the tensor-core paths' type): q, k and v rounded once, so the logits
+    /// move by about fp16's precision, not more.
+    @Test func halfPrecisionAttention() throws {
+        let reference = try ReferenceModel(gguf: try tinyLlama(seed: 7))
+        let model = try DeviceModel(model: reference, engine: try TestDevice.engine(), capacity: 64, attentionDType: .f16)
+        let tokens = (0..<37).map { Int32(($0 * 31 + 7) % 100) }
+        let want = reference.logits(tokens: tokens)
+        let got = try model.prefill(tokens: tokens, chunk: 16, lastLogits: 10)
+        for (i, row) in got.enumerated() {
+            let error = relativeL2(row, want[27 + i].map(Double.init))
+            #expect(error <= 5e-3, "position \(27 + i): \(error)")
+        }
+        #expect(throws: AttentionError.dtype("the model's attention runs in f32 or f16, not bf16")) {
+            try DeviceModel(model: reference, engine: try TestDevice.engine(), capacity: 8, attentionDType: .bf16)
+        }
+    }
+
     @Test func sparsePlanWithCoveringBudgetsEqualsDense() throws {
         let reference = try ReferenceModel(gguf: try tinyLlama(seed: 9))
         let model = try DeviceModel(model: reference, engine: try TestDevice.engine(), capacity: 128)

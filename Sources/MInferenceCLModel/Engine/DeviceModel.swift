@@ -34,9 +34,19 @@ public final class DeviceModel: @unchecked Sendable {
         var gate: DeviceBuffer, up: DeviceBuffer, down: DeviceBuffer
     }
 
-    /// Uploads `model`'s weights to `engine`'s device and allocates a KV cache of `capacity` tokens.
-    /// Throws `DeviceMemoryError` / `OpenCLError` when the device cannot hold them.
-    public init(model: ReferenceModel, engine: AttentionEngine, capacity: Int) throws {
+    /// The element type of q and the KV cache that attention reads: `.f32` (default), or `.f16`,
+    /// which the tensor-core attention paths take (q and k, v rounded from fp32; the attention
+    /// output stays fp32).
+    public let attentionDType: DType
+
+    /// Uploads `model`'s weights to `engine`'s device and allocates a KV cache of `capacity` tokens
+    /// in `attentionDType` (`.f32` or `.f16`). Throws `AttentionError.dtype` for another dtype,
+    /// `DeviceMemoryError` / `OpenCLError` when the device cannot hold them.
+    public init(model: ReferenceModel, engine: AttentionEngine, capacity: Int, attentionDType: DType = .f32) throws {
+        guard attentionDType == .f32 || attentionDType == .f16 else {
+            throw AttentionError.dtype("the model's attention runs in f32 or f16, not \(attentionDType)")
+        }
+        self.attentionDType = attentionDType
         let context = engine.context
         func upload(_ values: [Float], _ label: String) throws -> DeviceBuffer {
             try DeviceBuffer(context: context, copying: values, label: label)
@@ -55,7 +65,7 @@ public final class DeviceModel: @unchecked Sendable {
                   wo: try upload(l.wo, "blk.\(i).attn_output"), gate: try upload(l.gate, "blk.\(i).ffn_gate"),
                   up: try upload(l.up, "blk.\(i).ffn_up"), down: try upload(l.down, "blk.\(i).ffn_down"))
         }
-        let cacheBytes = config.layerCount * capacity * config.kvHeadCount * config.headDim * 4
+        let cacheBytes = config.layerCount * capacity * config.kvHeadCount * config.headDim * attentionDType.byteCount
         keyCache = try DeviceBuffer(context: context, byteCount: cacheBytes, label: "key cache")
         valueCache = try DeviceBuffer(context: context, byteCount: cacheBytes, label: "value cache")
     }
@@ -117,7 +127,9 @@ public final class DeviceModel: @unchecked Sendable {
         let gate = try scratch(n * f, "gate"), up = try scratch(n * f, "up"), act = try scratch(n * f, "act")
         try ops.embed(table: embedding, tokens: try DeviceBuffer(context: context, copying: tokens, label: "tokens"), count: n, width: h, out: x)
         let problem = try AttentionProblem(headsQ: config.headCount, headsKV: config.kvHeadCount, queryLength: n, keyLength: nk,
-                                           headDim: d, inputDType: .f32)
+                                           headDim: d, inputDType: attentionDType, outputDType: .f32)
+        let half = attentionDType == .f16
+        let attentionQ = half ? try workspace.buffer("model q f16", byteCount: n * h * 2) : q
         let eps = Float(config.rmsNormEpsilon), theta = Float(config.ropeFreqBase)
         for (index, layer) in layers.enumerated() {
             try ops.rmsNorm(x, weight: layer.attnNorm, rows: n, width: h, eps: eps, out: normed)
@@ -128,15 +140,23 @@ public final class DeviceModel: @unchecked Sendable {
             try ops.rope(k, rows: n, heads: config.kvHeadCount, headDim: d, firstPosition: p0, theta: theta)
             // The chunk's keys and values join the cache: rows p0 ..< nk of this layer.
             let layerBase = index * capacity * kv
-            try keyCache.copy(from: k, sourceOffset: 0, offset: (layerBase + p0 * kv) * 4, byteCount: n * kv * 4)
-            try valueCache.copy(from: v, sourceOffset: 0, offset: (layerBase + p0 * kv) * 4, byteCount: n * kv * 4)
-            let rowsOf = { (buffer: DeviceBuffer, heads: Int, tokens: Int, offset: Int) throws -> DeviceTensor in
+            if half {
+                try ops.toHalf(q, count: n * h, out: attentionQ)
+                try ops.toHalf(k, count: n * kv, out: keyCache, outOffset: layerBase + p0 * kv)
+                try ops.toHalf(v, count: n * kv, out: valueCache, outOffset: layerBase + p0 * kv)
+            } else {
+                try keyCache.copy(from: k, sourceOffset: 0, offset: (layerBase + p0 * kv) * 4, byteCount: n * kv * 4)
+                try valueCache.copy(from: v, sourceOffset: 0, offset: (layerBase + p0 * kv) * 4, byteCount: n * kv * 4)
+            }
+            let rowsOf = { (buffer: DeviceBuffer, dtype: DType, heads: Int, tokens: Int, offset: Int) throws -> DeviceTensor in
                 let shape = [heads, tokens, d]
-                return try DeviceTensor(buffer: buffer, dtype: .f32, shape: shape, strides: DeviceTensor.tokenMajorStrides(shape), offset: offset)
+                return try DeviceTensor(buffer: buffer, dtype: dtype, shape: shape, strides: DeviceTensor.tokenMajorStrides(shape), offset: offset)
             }
             let opening = try context.marker(waitingFor: [], label: "attention start")
-            let last = try engine.enqueue(problem: problem, q: rowsOf(q, config.headCount, n, 0), k: rowsOf(keyCache, config.kvHeadCount, nk, layerBase),
-                               v: rowsOf(valueCache, config.kvHeadCount, nk, layerBase), output: rowsOf(attention, config.headCount, n, 0),
+            let last = try engine.enqueue(problem: problem, q: rowsOf(attentionQ, attentionDType, config.headCount, n, 0),
+                               k: rowsOf(keyCache, attentionDType, config.kvHeadCount, nk, layerBase),
+                               v: rowsOf(valueCache, attentionDType, config.kvHeadCount, nk, layerBase),
+                               output: rowsOf(attention, .f32, config.headCount, n, 0),
                                plan: plan(index) ?? .uniform(.dense, heads: config.headCount), options: options, workspace: workspace)
             attentionSpans.append(CommandEvent(spanning: opening, last, label: "attention, layer \(index)"))
             try ops.linear(attention, weight: layer.wo, rows: n, inputs: h, outputs: h, out: projected)

@@ -43,6 +43,12 @@ package struct ModelOps: Sendable {
         try context.launch(try program(), "add_in_place", global: [count], local: nil, [.buffer(x), .buffer(y), .ulong(UInt64(count))])
     }
 
+    /// `y[yOffset ..< yOffset + count] = fp16(x[0 ..< count])`, rounded to nearest even.
+    package func toHalf(_ x: DeviceBuffer, count: Int, out: DeviceBuffer, outOffset: Int = 0) throws {
+        try context.launch(try program(), "to_half", global: [count], local: nil,
+                           [.buffer(x), .buffer(out), .ulong(UInt64(outOffset)), .ulong(UInt64(count))])
+    }
+
     /// `y = x W^T`: x `[rows, inputs]`, W `[outputs, inputs]` (a GGUF weight's row order), y
     /// `[rows, outputs]`, fp32 through CLBlast.
     /// `xRow`: the first row of x used (the rows before it are skipped).
