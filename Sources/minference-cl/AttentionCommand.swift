@@ -118,10 +118,7 @@ struct AttentionCommand: ParsableCommand {
 
     private func fallback() throws -> SparseOptions.DenseFallback {
         guard let denseFallback else { return config == nil ? .never : .automatic }
-        guard let value = SparseOptions.DenseFallback(rawValue: denseFallback) else {
-            throw ValidationError("unknown --dense-fallback '\(denseFallback)'; use auto or never")
-        }
-        return value
+        return try PatternOptions.denseFallback(denseFallback)
     }
 
     private func prepareDirectory(_ path: String) throws {

@@ -58,22 +58,19 @@ struct EvalCommand: ParsableCommand {
             let corpus = tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8))
             guard !corpus.isEmpty else { throw ValidationError("\(text) has no tokens") }
             let layers = reference.config.layerCount, heads = reference.config.headCount
-            let plans = try (0..<layers).map { layer in
-                try patternOptions.plan(heads: heads, config: config, layer: config == nil ? nil : layer, layerFlag: "--layer",
-                                        missingLayer: "--config needs a layer", missingPattern: "give --config or --pattern")
-            }
+            let plans = try patternOptions.layerPlans(layers: layers, heads: heads, config: config,
+                                                      missingPattern: "give --config or --pattern")
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
             let capacity = lengths.max()! + 16
             let attentionType = try GenerateCommand.attentionType(attentionDtype)
             let dense = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType)
             let sparse = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType)
-            guard let fallback = SparseOptions.DenseFallback(rawValue: denseFallback) else {
-                throw ValidationError("unknown --dense-fallback '\(denseFallback)'; use auto or never")
-            }
+            let fallback = try PatternOptions.denseFallback(denseFallback)
             let options = SparseOptions(denseFallback: fallback)
             print("device: \(context.device); model \(layers) layers; sparse: \(config ?? plans[0].description)")
-            if let trained = Optional(reference.config.contextLength), trained > 0, let longest = lengths.max(), longest > trained {
+            let trained = reference.config.contextLength
+            if trained > 0, lengths.max()! > trained {
                 print("note: lengths above \(trained) tokens are beyond the model's trained context; its predictions there are out of range")
             }
             var rows: [[String]] = []

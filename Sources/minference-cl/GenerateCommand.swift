@@ -47,13 +47,8 @@ struct GenerateCommand: ParsableCommand {
             let prompt = tokenizer.encode(text)
             guard !prompt.isEmpty else { throw ValidationError("the prompt in \(promptFile) has no tokens") }
             let heads = reference.config.headCount
-            let plans = try (0..<reference.config.layerCount).map { layer in
-                try patternOptions.plan(heads: heads, config: config, layer: config == nil ? nil : layer, layerFlag: "--layer",
-                                        missingLayer: "--config needs a layer")
-            }
-            guard let fallback = SparseOptions.DenseFallback(rawValue: denseFallback) else {
-                throw ValidationError("unknown --dense-fallback '\(denseFallback)'; use auto or never")
-            }
+            let plans = try patternOptions.layerPlans(layers: reference.config.layerCount, heads: heads, config: config)
+            let fallback = try PatternOptions.denseFallback(denseFallback)
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
             let device = try DeviceModel(model: reference, engine: engine, capacity: prompt.count + maxNewTokens,

@@ -55,4 +55,20 @@ struct PatternOptions: ParsableArguments {
         try pattern.validate()
         return .uniform(pattern, heads: heads)
     }
+
+    /// One plan per layer of a model: layer l's heads from `config`, or `--pattern` for every layer.
+    func layerPlans(layers: Int, heads: Int, config: String?, missingPattern: String? = nil) throws -> [LayerPlan] {
+        try (0..<layers).map { layer in
+            try plan(heads: heads, config: config, layer: config == nil ? nil : layer, layerFlag: "--layer",
+                     missingLayer: "--config needs a layer", missingPattern: missingPattern)
+        }
+    }
+
+    /// A `--dense-fallback` value: auto or never.
+    static func denseFallback(_ name: String) throws -> SparseOptions.DenseFallback {
+        guard let value = SparseOptions.DenseFallback(rawValue: name) else {
+            throw ValidationError("unknown --dense-fallback '\(name)'; use auto or never")
+        }
+        return value
+    }
 }
