@@ -23,6 +23,7 @@ let kernelFiles = [
     "attention_map.cl",
     "wgmma_probe.cl",
     "model_ops.cl",
+    "linear_nv_mma.cl",
 ]
 
 let package = Package(
@@ -91,6 +92,7 @@ let package = Package(
             name: "minference-bench",
             dependencies: [
                 "MInferenceCL",
+                "MInferenceCLModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

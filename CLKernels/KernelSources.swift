@@ -21,6 +21,7 @@ public enum EmbeddedKernels {
         "attention_map.cl": text(PackageResources.attention_map_cl),
         "wgmma_probe.cl": text(PackageResources.wgmma_probe_cl),
         "model_ops.cl": text(PackageResources.model_ops_cl),
+        "linear_nv_mma.cl": text(PackageResources.linear_nv_mma_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -1,6 +1,6 @@
 /*
  * model_ops.cl: the element-wise and row-wise steps of a Llama-style forward pass around the
- * products (CLBlast) and attention (the attention kernel families): token embedding, RMSNorm,
+ * products (CLBlast, or linear_nv_mma.cl on NVIDIA tensor cores) and attention (the attention kernel families): token embedding, RMSNorm,
  * rotary position embedding, SwiGLU and the residual add. fp32 activations, fp32 arithmetic;
  * row reductions accumulate in fp32 over ROW_THREADS partial sums (the reference accumulates in
  * float64: the difference is within fp32 rounding of a 576-wide sum).
@@ -20,11 +20,18 @@ __kernel void embed_rows(__global const float* table, __global const int* tokens
     out[(size_t)t * width + c] = table[(size_t)tokens[t] * width + c];
 }
 
-/* out[t, c] = x[t, c] / sqrt(mean_c(x[t, c]^2) + eps) * weight[c]. Work: global
- * (ROW_THREADS, tokens), local (ROW_THREADS, 1). */
+/* A product's input: fp32, or fp16 rounded to nearest even (the tensor-core products' type). */
+#define STORE_PRODUCT_INPUT(out, i, value, out_half)                                             \
+    do {                                                                                         \
+        if (out_half) vstore_half_rte((value), (i), (__global half*)(out));                      \
+        else ((__global float*)(out))[i] = (value);                                              \
+    } while (0)
+
+/* out[t, c] = x[t, c] / sqrt(mean_c(x[t, c]^2) + eps) * weight[c], fp32 or (out_half) fp16.
+ * Work: global (ROW_THREADS, tokens), local (ROW_THREADS, 1). */
 __kernel __attribute__((reqd_work_group_size(ROW_THREADS, 1, 1)))
-void rms_norm(__global const float* x, __global const float* weight, __global float* out, int width,
-              float eps) {
+void rms_norm(__global const float* x, __global const float* weight, __global void* out, int width,
+              float eps, int out_half) {
     __local float partial[ROW_THREADS];
     const int lid = get_local_id(0), t = get_group_id(1);
     __global const float* row = x + (size_t)t * width;
@@ -37,7 +44,8 @@ void rms_norm(__global const float* x, __global const float* weight, __global fl
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     const float scale = rsqrt(partial[0] / (float)width + eps);
-    for (int c = lid; c < width; c += ROW_THREADS) out[(size_t)t * width + c] = row[c] * scale * weight[c];
+    for (int c = lid; c < width; c += ROW_THREADS)
+        STORE_PRODUCT_INPUT(out, (size_t)t * width + c, row[c] * scale * weight[c], out_half);
 }
 
 /* Rotary position embedding on adjacent pairs (llama.cpp's "normal" mode, on weights stored with
@@ -56,12 +64,13 @@ __kernel void rope_pairs(__global float* x, int heads, int head_dim, int first_p
     pair[1] = a * s + b * c;
 }
 
-/* out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). Work: global (count). */
-__kernel void swiglu(__global const float* gate, __global const float* up, __global float* out, ulong count) {
+/* out = silu(gate) * up, silu(g) = g / (1 + exp(-g)), fp32 or (out_half) fp16. Work: global (count). */
+__kernel void swiglu(__global const float* gate, __global const float* up, __global void* out, ulong count,
+                     int out_half) {
     const size_t i = get_global_id(0);
     if (i >= count) return;
     const float g = gate[i];
-    out[i] = g / (1.0f + exp(-g)) * up[i];
+    STORE_PRODUCT_INPUT(out, i, g / (1.0f + exp(-g)) * up[i], out_half);
 }
 
 /* x += y. Work: global (count). */

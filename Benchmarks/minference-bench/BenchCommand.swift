@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "minference-bench",
         abstract: "Correctness checks and timings of MInferenceCL on a device (OpenCL profiling events, warm-up, medians).",
         subcommands: [CheckCommand.self, RunCommand.self, ThresholdsCommand.self, TuneCommand.self, RealDataReport.self,
-                      OclgrindCommand.self, SoakCommand.self, MultiCommand.self])
+                      OclgrindCommand.self, SoakCommand.self, MultiCommand.self, ProductsCommand.self])
 }
 
 /// Device selection and logging shared by the subcommands.

@@ -49,7 +49,9 @@ struct MultiCommand: ParsableCommand {
 
     func run() throws {
         let gpus = try ComputeDevice.all().filter { allDevices || $0.info.kind == .gpu }
-        guard gpus.count >= 2 else { throw ValidationError("found \(gpus.count) device(s); the split needs at least 2") }
+        guard gpus.count * max(1, contextsPerDevice) >= 2 else {
+            throw ValidationError("found \(gpus.count) device(s) and \(contextsPerDevice) context(s) per device; the split needs at least 2 engines")
+        }
         let engines = try gpus.flatMap { device in
             try (0..<max(1, contextsPerDevice)).map { _ in AttentionEngine(context: try ComputeContext(device: device)) }
         }

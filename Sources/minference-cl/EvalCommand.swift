@@ -33,8 +33,10 @@ struct EvalCommand: ParsableCommand {
     var chunk = 1024
     @Option(name: .long, help: "Passkey depths per length (evenly from 10 % to 90 %; 0: no passkey test).")
     var passkeyDepths = 5
-    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, or f16 (the tensor-core paths' input).")
-    var attentionDtype = "f32"
+    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, f16 (the tensor-core paths' input), or auto (f16 with tensor-core products, else f32).")
+    var attentionDtype = "auto"
+    @Option(name: .long, help: "Where the products run: auto (tensor cores where the device has them, else CLBlast), clblast (fp32) or tensor-cores (fp16 inputs, fp32 accumulation; NVIDIA).")
+    var products = "auto"
     @Option(name: .long, help: "Seed of the passkeys.")
     var seed: UInt64 = 1
     @Option(name: .long, help: "never (default: every head runs its pattern, so the measures show the config) or auto (sparse heads run densely below the device's measured length, as deployed).")
@@ -63,12 +65,14 @@ struct EvalCommand: ParsableCommand {
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
             let capacity = lengths.max()! + 16
-            let attentionType = try GenerateCommand.attentionType(attentionDtype)
-            let dense = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType)
-            let sparse = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType)
+            let productPath = try GenerateCommand.productPath(products, context: context)
+            let attentionType = try GenerateCommand.attentionType(attentionDtype, products: productPath)
+            let dense = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType, products: productPath)
+            let sparse = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType, products: productPath)
             let fallback = try PatternOptions.denseFallback(denseFallback)
             let options = SparseOptions(denseFallback: fallback)
             print("device: \(context.device); model \(layers) layers; sparse: \(config ?? plans[0].description)")
+            print("products: \(productPath.rawValue) (\(productPath.inputDType) inputs); attention reads \(attentionType)")
             let trained = reference.config.contextLength
             if trained > 0, lengths.max()! > trained {
                 print("note: lengths above \(trained) tokens are beyond the model's trained context; its predictions there are out of range")

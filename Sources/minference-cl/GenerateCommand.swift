@@ -12,7 +12,9 @@ struct GenerateCommand: ParsableCommand {
         discussion: """
         Prints the generated text, the time to first token split into attention (device time) and the rest, \
         and the decode speed. Attention runs the pattern of --pattern (with its budget flags) or, with --config, \
-        each layer's heads from a MInference JSON config; the other steps are fp32 (CLBlast products). \
+        each layer's heads from a MInference JSON config. The residual stream is fp32; the products run on \
+        --products: fp32 through CLBlast, or fp16 inputs with fp32 accumulation on NVIDIA tensor cores (the default \
+        where the device has them). \
         --max-new-tokens 0 prefills only. --logits-out writes the float32 logits of the last 64 prompt \
         positions, [64, vocab] (fewer for a shorter prompt).
         """)
@@ -31,8 +33,10 @@ struct GenerateCommand: ParsableCommand {
     var chunk = 0
     @Option(name: .long, help: "Write the float32 logits of the last 64 prompt positions to this .npy.")
     var logitsOut: String?
-    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, or f16 (the tensor-core paths' input).")
-    var attentionDtype = "f32"
+    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, f16 (the tensor-core paths' input), or auto (f16 with tensor-core products, else f32).")
+    var attentionDtype = "auto"
+    @Option(name: .long, help: "Where the products run: auto (tensor cores where the device has them, else CLBlast), clblast (fp32) or tensor-cores (fp16 inputs, fp32 accumulation; NVIDIA).")
+    var products = "auto"
     @Option(name: .long, help: "Sparse heads run densely below the device's measured length: auto or never.")
     var denseFallback = "auto"
 
@@ -51,10 +55,12 @@ struct GenerateCommand: ParsableCommand {
             let fallback = try PatternOptions.denseFallback(denseFallback)
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
+            let productPath = try Self.productPath(products, context: context)
             let device = try DeviceModel(model: reference, engine: engine, capacity: prompt.count + maxNewTokens,
-                                         attentionDType: try Self.attentionType(attentionDtype))
+                                         attentionDType: try Self.attentionType(attentionDtype, products: productPath), products: productPath)
             let options = SparseOptions(denseFallback: fallback)
             print("device: \(context.device); prompt: \(prompt.count) tokens; attention: \(plans[0].description)\(config.map { " (config \($0))" } ?? "")")
+            print("products: \(productPath.rawValue) (\(productPath.inputDType) inputs); attention reads \(device.attentionDType)")
 
             let clock = ContinuousClock()
             let started = clock.now
@@ -87,12 +93,25 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 
-    /// The `--attention-dtype` value as a dtype (f32 or f16).
-    static func attentionType(_ name: String) throws -> DType {
+    /// The `--attention-dtype` value as a dtype (f32 or f16; auto: the products' input dtype).
+    static func attentionType(_ name: String, products: ProductPath) throws -> DType {
+        if name == "auto" { return products.inputDType }
         guard let dtype = DType(name: name), dtype == .f32 || dtype == .f16 else {
-            throw ValidationError("unknown --attention-dtype '\(name)'; use f32 or f16")
+            throw ValidationError("unknown --attention-dtype '\(name)'; use auto, f32 or f16")
         }
         return dtype
+    }
+
+    /// The `--products` value on `context`'s device (auto: `ProductPath.preferred(for:)`).
+    static func productPath(_ name: String, context: ComputeContext) throws -> ProductPath {
+        if name == "auto" { return .preferred(for: context) }
+        guard let path = ProductPath(rawValue: name) else {
+            throw ValidationError("unknown --products '\(name)'; use auto, clblast or tensor-cores")
+        }
+        guard path.isAvailable(on: context) else {
+            throw ValidationError("--products \(name): \(context.device.info.name) has no tensor-core path (NVIDIA, compute capability >= 8.0)")
+        }
+        return path
     }
 
     static func argmax(_ row: [Float]) -> Int32 {

@@ -4,8 +4,9 @@ import COpenCL
 /// Batched single-precision GEMM through CLBlast (the design's GEMM library): the portable path
 /// of the sparse estimates' products (last queries x K^T, pooled Q x pooled K^T).
 ///
-/// C[b] = A[b] (m x k, row-major) * B[b]^T (B[b] is n x k, row-major), for each batch entry b at
-/// the given element offsets. The entries go to CLBlast in runs whose offsets step by constant
+/// C[b] = A[b] (m x k, row-major) * B[b]^T (B[b] is n x k, row-major) + beta C[b], for each batch
+/// entry b at the given element offsets (beta 0 by default; 1 accumulates into C).
+/// The entries go to CLBlast in runs whose offsets step by constant
 /// strides: a run sharing one B (the query heads of one KV head) with packed A and C is one plain
 /// GEMM of more rows, any other run one strided-batched GEMM. (CLBlast's offset-array batched GEMM
 /// uploads its arrays with a blocking write, which would make the host wait for the queue, and
@@ -13,7 +14,7 @@ import COpenCL
 package enum CLBlastGEMM {
     package static func multiplyTransposed(context: ComputeContext, m: Int, n: Int, k: Int,
                                    a: DeviceBuffer, aOffsets: [Int], b: DeviceBuffer, bOffsets: [Int],
-                                   c: DeviceBuffer, cOffsets: [Int]) throws -> CommandEvent {
+                                   c: DeviceBuffer, cOffsets: [Int], beta: Float = 0) throws -> CommandEvent {
         guard aOffsets.count == bOffsets.count, bOffsets.count == cOffsets.count else {
             throw AttentionError.invalidArgument("CLBlast GEMM: \(aOffsets.count), \(bOffsets.count) and \(cOffsets.count) offsets")
         }
@@ -31,13 +32,13 @@ package enum CLBlastGEMM {
                 call = "CLBlastSgemm(m \(run.count * m), n \(n), k \(k))"
                 status = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, run.count * m, n, k,
                                       1, a.mem, aOffsets[run.first], k, b.mem, bOffsets[run.first], k,
-                                      0, c.mem, cOffsets[run.first], n, &queue, &event)
+                                      beta, c.mem, cOffsets[run.first], n, &queue, &event)
             } else {
                 call = "CLBlastSgemmStridedBatched(m \(m), n \(n), k \(k), batch \(run.count))"
                 status = CLBlastSgemmStridedBatched(
                     CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, m, n, k,
                     1, a.mem, aOffsets[run.first], k, run.strides.a, b.mem, bOffsets[run.first], k, run.strides.b,
-                    0, c.mem, cOffsets[run.first], n, run.strides.c, run.count, &queue, &event)
+                    beta, c.mem, cOffsets[run.first], n, run.strides.c, run.count, &queue, &event)
             }
             guard status == CLBlastSuccess else {
                 throw CLBlastError(status: status.rawValue, call: call, device: context.device.info.name)

@@ -1,8 +1,9 @@
 import MInferenceCL
 
-/// A Llama-architecture model's prefill on one OpenCL device, as an engine runs it: fp32 weights
-/// (dequantised once by `ReferenceModel`) and activations, CLBlast products, the model steps of
-/// CLKernels/model_ops.cl, and attention through `AttentionEngine.enqueue` on the device-resident
+/// A Llama-architecture model's prefill on one OpenCL device, as an engine runs it: weights
+/// dequantised once by `ReferenceModel`, an fp32 residual stream, the products on `products`
+/// (fp32 through CLBlast, or fp16 inputs with fp32 accumulation on NVIDIA tensor cores), the model
+/// steps of CLKernels/model_ops.cl, and attention through `AttentionEngine.enqueue` on the device-resident
 /// KV cache. No host round trip between layers: a chunk's commands are all enqueued, and the host
 /// reads only the logits it asked for.
 ///
@@ -14,6 +15,8 @@ import MInferenceCL
 public final class DeviceModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let engine: AttentionEngine
+    /// Where the products run (their inputs' dtype: `products.inputDType`).
+    public let products: ProductPath
     /// Tokens the KV cache holds per layer.
     public let capacity: Int
     /// Tokens prefilled so far (the next chunk's first position).
@@ -24,6 +27,7 @@ public final class DeviceModel: @unchecked Sendable {
 
     let ops: ModelOps
     let workspace: Workspace
+    /// The fp32 token embeddings (the embedding step's table) and the LM head in the products' dtype.
     let embedding: DeviceBuffer, output: DeviceBuffer, outputNorm: DeviceBuffer
     let layers: [Layer]
     let keyCache: DeviceBuffer, valueCache: DeviceBuffer
@@ -40,30 +44,45 @@ public final class DeviceModel: @unchecked Sendable {
     public let attentionDType: DType
 
     /// Uploads `model`'s weights to `engine`'s device and allocates a KV cache of `capacity` tokens
-    /// in `attentionDType` (`.f32` or `.f16`). Throws `AttentionError.dtype` for another dtype,
-    /// `DeviceMemoryError` / `OpenCLError` when the device cannot hold them.
-    public init(model: ReferenceModel, engine: AttentionEngine, capacity: Int, attentionDType: DType = .f32) throws {
+    /// in `attentionDType` (`.f32` or `.f16`). `products`: where the products run (nil, the
+    /// default: `ProductPath.preferred(for:)` the engine's context).
+    /// - Throws: `AttentionError.dtype` for another attention dtype, `AttentionError.invalidArgument`
+    ///   for a product path the device does not have, `DeviceMemoryError` / `OpenCLError` when the
+    ///   device cannot hold the weights and the cache.
+    public init(model: ReferenceModel, engine: AttentionEngine, capacity: Int, attentionDType: DType = .f32,
+                products: ProductPath? = nil) throws {
         guard attentionDType == .f32 || attentionDType == .f16 else {
             throw AttentionError.dtype("the model's attention runs in f32 or f16, not \(attentionDType)")
         }
-        self.attentionDType = attentionDType
         let context = engine.context
+        let products = products ?? .preferred(for: context)
+        guard products.isAvailable(on: context) else {
+            throw AttentionError.invalidArgument("\(context.device.info.name) has no \(products.rawValue) path for the products")
+        }
+        self.attentionDType = attentionDType
+        self.products = products
         func upload(_ values: [Float], _ label: String) throws -> DeviceBuffer {
             try DeviceBuffer(context: context, copying: values, label: label)
+        }
+        // Matrices in the products' input dtype (fp16: rounded to nearest even, once).
+        func uploadMatrix(_ values: [Float], _ label: String) throws -> DeviceBuffer {
+            products == .tensorCores ? try DeviceBuffer(context: context, copying: values.map { Float16($0) }, label: label)
+                : try upload(values, label)
         }
         self.config = model.config
         self.engine = engine
         self.capacity = capacity
-        self.ops = ModelOps(context: context)
+        self.ops = ModelOps(context: context, products: products)
         self.workspace = Workspace(context: context)
         embedding = try upload(model.embedding, "token_embd")
-        output = model.output == model.embedding ? embedding : try upload(model.output, "output")
+        output = model.output == model.embedding && products == .clblast ? embedding : try uploadMatrix(model.output, "output")
         outputNorm = try upload(model.outputNorm, "output_norm")
         layers = try model.layers.enumerated().map { i, l in
             Layer(attnNorm: try upload(l.attnNorm, "blk.\(i).attn_norm"), ffnNorm: try upload(l.ffnNorm, "blk.\(i).ffn_norm"),
-                  wq: try upload(l.wq, "blk.\(i).attn_q"), wk: try upload(l.wk, "blk.\(i).attn_k"), wv: try upload(l.wv, "blk.\(i).attn_v"),
-                  wo: try upload(l.wo, "blk.\(i).attn_output"), gate: try upload(l.gate, "blk.\(i).ffn_gate"),
-                  up: try upload(l.up, "blk.\(i).ffn_up"), down: try upload(l.down, "blk.\(i).ffn_down"))
+                  wq: try uploadMatrix(l.wq, "blk.\(i).attn_q"), wk: try uploadMatrix(l.wk, "blk.\(i).attn_k"),
+                  wv: try uploadMatrix(l.wv, "blk.\(i).attn_v"), wo: try uploadMatrix(l.wo, "blk.\(i).attn_output"),
+                  gate: try uploadMatrix(l.gate, "blk.\(i).ffn_gate"), up: try uploadMatrix(l.up, "blk.\(i).ffn_up"),
+                  down: try uploadMatrix(l.down, "blk.\(i).ffn_down"))
         }
         let cacheBytes = config.layerCount * capacity * config.kvHeadCount * config.headDim * attentionDType.byteCount
         keyCache = try DeviceBuffer(context: context, byteCount: cacheBytes, label: "key cache")
@@ -121,13 +140,18 @@ public final class DeviceModel: @unchecked Sendable {
         let n = tokens.count, h = config.hiddenSize, d = config.headDim, f = config.feedForwardSize
         let kv = config.kvHeadCount * d, p0 = position, nk = p0 + n
         func scratch(_ floats: Int, _ label: String) throws -> DeviceBuffer { try workspace.buffer("model " + label, byteCount: floats * 4) }
-        let x = try scratch(n * h, "x"), normed = try scratch(n * h, "normed")
+        // The products' inputs, in their dtype.
+        let productDType = ops.products.inputDType
+        func productInput(_ count: Int, _ label: String) throws -> DeviceBuffer {
+            try workspace.buffer("model " + label + " " + productDType.rawValue, byteCount: count * productDType.byteCount)
+        }
+        let x = try scratch(n * h, "x"), normed = try productInput(n * h, "normed")
         let q = try scratch(n * h, "q"), k = try scratch(n * kv, "k"), v = try scratch(n * kv, "v")
-        let attention = try scratch(n * h, "attention"), projected = try scratch(n * h, "projected")
-        let gate = try scratch(n * f, "gate"), up = try scratch(n * f, "up"), act = try scratch(n * f, "act")
+        let attention = try productInput(n * h, "attention")
+        let gate = try scratch(n * f, "gate"), up = try scratch(n * f, "up"), act = try productInput(n * f, "act")
         try ops.embed(table: embedding, tokens: try DeviceBuffer(context: context, copying: tokens, label: "tokens"), count: n, width: h, out: x)
         let problem = try AttentionProblem(headsQ: config.headCount, headsKV: config.kvHeadCount, queryLength: n, keyLength: nk,
-                                           headDim: d, inputDType: attentionDType, outputDType: .f32)
+                                           headDim: d, inputDType: attentionDType, outputDType: productDType)
         let half = attentionDType == .f16
         let attentionQ = half ? try workspace.buffer("model q f16", byteCount: n * h * 2) : q
         let eps = Float(config.rmsNormEpsilon), theta = Float(config.ropeFreqBase)
@@ -156,17 +180,15 @@ public final class DeviceModel: @unchecked Sendable {
             let last = try engine.enqueue(problem: problem, q: rowsOf(attentionQ, attentionDType, config.headCount, n, 0),
                                k: rowsOf(keyCache, attentionDType, config.kvHeadCount, nk, layerBase),
                                v: rowsOf(valueCache, attentionDType, config.kvHeadCount, nk, layerBase),
-                               output: rowsOf(attention, .f32, config.headCount, n, 0),
+                               output: rowsOf(attention, productDType, config.headCount, n, 0),
                                plan: plan(index) ?? .uniform(.dense, heads: config.headCount), options: options, workspace: workspace)
             attentionSpans.append(CommandEvent(spanning: opening, last, label: "attention, layer \(index)"))
-            try ops.linear(attention, weight: layer.wo, rows: n, inputs: h, outputs: h, out: projected)
-            try ops.add(x, projected, count: n * h)
+            try ops.linear(attention, weight: layer.wo, rows: n, inputs: h, outputs: h, out: x, accumulate: true)
             try ops.rmsNorm(x, weight: layer.ffnNorm, rows: n, width: h, eps: eps, out: normed)
             try ops.linear(normed, weight: layer.gate, rows: n, inputs: h, outputs: f, out: gate)
             try ops.linear(normed, weight: layer.up, rows: n, inputs: h, outputs: f, out: up)
             try ops.swiglu(gate: gate, up: up, count: n * f, out: act)
-            try ops.linear(act, weight: layer.down, rows: n, inputs: f, outputs: h, out: projected)
-            try ops.add(x, projected, count: n * h)
+            try ops.linear(act, weight: layer.down, rows: n, inputs: f, outputs: h, out: x, accumulate: true)
         }
         position = nk
         guard logitRows > 0 else { return [] }
