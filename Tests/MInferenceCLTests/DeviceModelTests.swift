@@ -57,6 +57,26 @@ struct DeviceModelTests {
         }
     }
 
+    /// `attentionInputs` (capture's --forward device): every layer's q, k, v as the CPU reference
+    /// computes them, head-major, from chunked prefill; the cache is reset first.
+    @Test func attentionInputsEqualTheReference() throws {
+        let reference = try ReferenceModel(gguf: try tinyLlama(seed: 9))
+        let model = try DeviceModel(model: reference, engine: try TestDevice.engine(), capacity: 48)
+        let tokens = (0..<41).map { Int32(($0 * 17 + 3) % 100) }
+        _ = try model.prefill(tokens: [1, 2, 3])
+        let got = try model.attentionInputs(tokens: tokens, chunk: 16)
+        let want = reference.attentionInputs(tokens: tokens)
+        #expect(got.count == want.count && got.count == reference.config.layerCount)
+        for (g, w) in zip(got, want) {
+            #expect(g.layer == w.layer && g.tokenCount == 41 && g.headCount == w.headCount && g.kvHeadCount == w.kvHeadCount)
+            for (name, a, b) in [("q", g.q, w.q), ("k", g.k, w.k), ("v", g.v, w.v)] {
+                let error = relativeL2(a, b.map(Double.init))
+                #expect(error <= Self.tolerance, "layer \(g.layer) \(name): \(error)")
+            }
+        }
+        #expect(model.position == 41)
+    }
+
     @Test func sparsePlanWithCoveringBudgetsEqualsDense() throws {
         let reference = try ReferenceModel(gguf: try tinyLlama(seed: 9))
         let model = try DeviceModel(model: reference, engine: try TestDevice.engine(), capacity: 128)

@@ -133,6 +133,49 @@ public final class DeviceModel: @unchecked Sendable {
 
     /// The attention calls of the running prefill, each from its opening marker to its last command.
     private var attentionSpans: [CommandEvent] = []
+    /// Where `attentionInputs` collects every layer's post-RoPE q: `[layers, tokens, Hq * d]` fp32.
+    private var queryCapture: (buffer: DeviceBuffer, tokens: Int)?
+
+    /// Prefills `tokens` from position 0 (the cache is reset first) and returns every layer's
+    /// post-RoPE q `[Hq, N, d]` and k, v `[Hkv, N, d]` as attention read them (k and v in
+    /// `attentionDType`, widened to fp32), in the layout of `ReferenceModel.attentionInputs` and of
+    /// `minference-cl search`'s calibration folders; the device forward pass of a long calibration
+    /// prompt (the CPU reference takes minutes at 8K tokens). Attention runs `plan` (default dense).
+    /// - Throws: the errors of `prefill`, and `DeviceMemoryError` for the `[layers, N, Hq * d]` fp32
+    ///   capture of q.
+    public func attentionInputs(tokens: [Int32], chunk: Int = 0, options: SparseOptions = SparseOptions(),
+                                plan: (Int) -> LayerPlan? = { _ in nil }) throws -> [ReferenceModel.LayerQKV] {
+        reset()
+        let n = tokens.count, h = config.hiddenSize, d = config.headDim, hkv = config.kvHeadCount
+        guard n > 0 else { return [] }
+        queryCapture = (try DeviceBuffer(context: engine.context, byteCount: config.layerCount * n * h * 4, label: "q capture"), n)
+        defer { queryCapture = nil }
+        _ = try prefill(tokens: tokens, chunk: chunk, lastLogits: 0, options: options, plan: plan)
+        let queries = try queryCapture!.buffer.read(as: Float.self, count: config.layerCount * n * h)
+        let cached = { (cache: DeviceBuffer) throws -> [Float] in
+            let count = self.config.layerCount * self.capacity * hkv * d
+            return self.attentionDType == .f16 ? try cache.read(as: Float16.self, count: count).map { Float($0) }
+                : try cache.read(as: Float.self, count: count)
+        }
+        let keys = try cached(keyCache), values = try cached(valueCache)
+        // Token-major [N, heads, d] rows to head-major [heads, N, d].
+        func headMajor(_ source: [Float], base: Int, heads: Int) -> [Float] {
+            var out = [Float](repeating: 0, count: heads * n * d)
+            for t in 0..<n {
+                for head in 0..<heads {
+                    let from = base + (t * heads + head) * d, to = (head * n + t) * d
+                    for c in 0..<d { out[to + c] = source[from + c] }
+                }
+            }
+            return out
+        }
+        return (0..<config.layerCount).map { layer in
+            ReferenceModel.LayerQKV(layer: layer, tokenCount: n, headDim: d,
+                                    q: headMajor(queries, base: layer * n * h, heads: config.headCount),
+                                    k: headMajor(keys, base: layer * capacity * hkv * d, heads: hkv),
+                                    v: headMajor(values, base: layer * capacity * hkv * d, heads: hkv))
+        }
+    }
 
     /// One chunk through every layer; returns the logits of its last `logitRows` rows.
     func run(chunk tokens: [Int32], logitRows: Int, options: SparseOptions, plan: (Int) -> LayerPlan?) throws -> [[Float]] {
@@ -162,6 +205,9 @@ public final class DeviceModel: @unchecked Sendable {
             try ops.linear(normed, weight: layer.wv, rows: n, inputs: h, outputs: kv, out: v)
             try ops.rope(q, rows: n, heads: config.headCount, headDim: d, firstPosition: p0, theta: theta)
             try ops.rope(k, rows: n, heads: config.kvHeadCount, headDim: d, firstPosition: p0, theta: theta)
+            if let (capture, tokens) = queryCapture {
+                try capture.copy(from: q, sourceOffset: 0, offset: (index * tokens + p0) * h * 4, byteCount: n * h * 4)
+            }
             // The chunk's keys and values join the cache: rows p0 ..< nk of this layer.
             let layerBase = index * capacity * kv
             if half {
