@@ -13,7 +13,9 @@ struct EvalCommand: ParsableCommand {
         abstract: "Dense vs a sparse config on a real model: time to first token, top-1 agreement, KL, perplexity, passkey.",
         discussion: """
         Per length, the first N tokens of --text (repeated when shorter) are prefilled in chunks twice, densely and with \
-        the config (or --pattern), each with its own KV cache. Over every prompt position: top-1 agreement of the \
+        the config (or --pattern), each with its own KV cache. Time to first token: that prefill up to the last \
+        position's logits, after one untimed warm-up (the first run compiles the kernels); the attention share is the \
+        device time of the attention calls. Over every prompt position: top-1 agreement of the \
         next-token predictions, mean KL(dense || sparse) in nats, perplexity of the text under both. Then passkey \
         retrieval: a random 5-digit key hidden at depths 10 % ... 90 % of a filler text of N tokens, asked for at the \
         end, answered greedily by both (success: the key's digits in the first 8 generated tokens).
@@ -31,6 +33,8 @@ struct EvalCommand: ParsableCommand {
     var lengths = "2048,4096,8192"
     @Option(name: .long, help: "Prefill chunk length.")
     var chunk = 1024
+    @Option(name: .long, help: "Agreement, KL and perplexity over the last this many positions of each length (0: every position).")
+    var measureLast = 0
     @Option(name: .long, help: "Passkey depths per length (evenly from 10 % to 90 %; 0: no passkey test).")
     var passkeyDepths = 5
     @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, f16 (the tensor-core paths' input), or auto (f16 with tensor-core products, else f32).")
@@ -53,7 +57,7 @@ struct EvalCommand: ParsableCommand {
                 guard let n = Int(part.filter { !$0.isWhitespace }), n >= 2 else { throw ValidationError("bad --lengths entry '\(part)'") }
                 return n
             }
-            guard chunk >= 1 else { throw ValidationError("--chunk must be >= 1") }
+            guard chunk >= 1, measureLast >= 0 else { throw ValidationError("--chunk must be >= 1 and --measure-last >= 0") }
             let file = try GGUFFile(path: model)
             let tokenizer = try Tokenizer(gguf: file)
             let reference = try ReferenceModel(gguf: file)
@@ -82,20 +86,33 @@ struct EvalCommand: ParsableCommand {
                 let tokens = (0..<n).map { corpus[$0 % corpus.count] }
                 dense.reset()
                 sparse.reset()
+                // Time to first token: the whole prompt prefilled in chunks, the last position's logits
+                // read, after one untimed warm-up prefill (the first compiles the kernels).
+                var ttft: [(seconds: Double, attention: Double)] = []
+                for (model, isDense) in [(dense, true), (sparse, false)] {
+                    Terminal.progress("N=\(n): time to first token, \(isDense ? "dense" : "sparse")")
+                    var seconds = 0.0
+                    for _ in 0..<2 {
+                        model.reset()
+                        seconds = try timed { try model.prefill(tokens: tokens, chunk: chunk, options: options) { isDense ? nil : plans[$0] } }.1
+                    }
+                    ttft.append((seconds, model.attentionMilliseconds ?? 0))
+                    model.reset()
+                }
+                let (denseSeconds, denseAttention) = ttft[0], (sparseSeconds, sparseAttention) = ttft[1]
                 var measures = Measures()
-                var denseSeconds = 0.0, sparseSeconds = 0.0, denseAttention = 0.0, sparseAttention = 0.0
                 var start = 0
                 while start < n {
                     let piece = Array(tokens[start..<min(n, start + chunk)])
                     Terminal.progress("N=\(n): tokens \(start)..<\(start + piece.count)")
-                    let (d, dt) = try timed { try dense.prefill(tokens: piece, lastLogits: piece.count) }
-                    denseAttention += dense.attentionMilliseconds ?? 0
-                    let (s, st) = try timed { try sparse.prefill(tokens: piece, lastLogits: piece.count, options: options) { plans[$0] } }
-                    sparseAttention += sparse.attentionMilliseconds ?? 0
-                    denseSeconds += dt
-                    sparseSeconds += st
+                    // The measured positions are the prompt's last `measured`: a suffix of each chunk they reach.
+                    let measured = measureLast > 0 ? min(measureLast, n) : n
+                    let rows = max(0, start + piece.count - max(start, n - measured))
+                    let d = try dense.prefill(tokens: piece, lastLogits: rows)
+                    let s = try sparse.prefill(tokens: piece, lastLogits: rows, options: options) { plans[$0] }
+                    let first = start + piece.count - rows
                     for (i, (dr, sr)) in zip(d, s).enumerated() {
-                        Self.measure(dense: dr, sparse: sr, next: start + i + 1 < n ? tokens[start + i + 1] : nil, into: &measures)
+                        Self.measure(dense: dr, sparse: sr, next: first + i + 1 < n ? tokens[first + i + 1] : nil, into: &measures)
                     }
                     start += piece.count
                 }

@@ -31,6 +31,8 @@ struct GenerateCommand: ParsableCommand {
     var maxNewTokens = 32
     @Option(name: .long, help: "Prefill chunk length (0: the whole prompt in one call).")
     var chunk = 0
+    @Option(name: .long, help: "Untimed prefills of the prompt before the timed one (the first run compiles the kernels).")
+    var warmup = 1
     @Option(name: .long, help: "Write the float32 logits of the last 64 prompt positions to this .npy.")
     var logitsOut: String?
     @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, f16 (the tensor-core paths' input), or auto (f16 with tensor-core products, else f32).")
@@ -42,7 +44,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard maxNewTokens >= 0, chunk >= 0 else { throw ValidationError("--max-new-tokens and --chunk must be >= 0") }
+            guard maxNewTokens >= 0, chunk >= 0, warmup >= 0 else { throw ValidationError("--max-new-tokens, --chunk and --warmup must be >= 0") }
             if let logitsOut { try OutputFiles.checkWritable(logitsOut) }
             let file = try GGUFFile(path: model)
             let tokenizer = try Tokenizer(gguf: file)
@@ -62,6 +64,10 @@ struct GenerateCommand: ParsableCommand {
             print("device: \(context.device); prompt: \(prompt.count) tokens; attention: \(plans[0].description)\(config.map { " (config \($0))" } ?? "")")
             print("products: \(productPath.rawValue) (\(productPath.inputDType) inputs); attention reads \(device.attentionDType)")
 
+            for _ in 0..<warmup {
+                _ = try device.prefill(tokens: prompt, chunk: chunk, options: options) { plans[$0] }
+                device.reset()
+            }
             let clock = ContinuousClock()
             let started = clock.now
             let logits = try device.prefill(tokens: prompt, chunk: chunk, lastLogits: min(64, prompt.count), options: options) { plans[$0] }
@@ -72,7 +78,7 @@ struct GenerateCommand: ParsableCommand {
                 try NPYFile.write(tensor, to: logitsOut)
             }
             let attention = device.attentionMilliseconds
-            print("time to first token: \(Format.fixed(prefillMs, 1)) ms"
+            print("time to first token: \(Format.fixed(prefillMs, 1)) ms" + (warmup > 0 ? " (after \(warmup) warm-up prefill\(warmup > 1 ? "s" : ""))" : "")
                   + (attention.map { " (attention \(Format.fixed($0, 1)) ms on the device, the rest \(Format.fixed(prefillMs - $0, 1)) ms)" } ?? ""))
 
             var next = Self.argmax(logits[logits.count - 1])
