@@ -47,9 +47,12 @@ def unpermute(w, heads):
     return w.reshape(heads, D // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
 
 
-def logits(W, ids, pairing):
+def hidden(W, ids, pairing, positions=None):
+    """The final hidden states, rms(x) * output_norm, (N, 576): token i at RoPE position
+    positions[i] (default i)."""
     n = len(ids)
-    angles = np.arange(n)[:, None] * BASE ** (-np.arange(0, D, 2) / D)[None, :]
+    positions = np.arange(n) if positions is None else np.asarray(positions)
+    angles = positions[:, None] * BASE ** (-np.arange(0, D, 2) / D)[None, :]
     cos, sin = np.cos(angles)[:, None, :], np.sin(angles)[:, None, :]
     mask = np.triu(np.full((n, n), -np.inf), 1)
     x = W["token_embd.weight"][ids]
@@ -59,7 +62,7 @@ def logits(W, ids, pairing):
         q = rope((h @ W[p + "attn_q.weight"].T).reshape(n, H, D), cos, sin, pairing)
         k = rope((h @ W[p + "attn_k.weight"].T).reshape(n, KV, D), cos, sin, pairing)
         v = (h @ W[p + "attn_v.weight"].T).reshape(n, KV, D)
-        out = np.empty((n, H, D), np.float32)
+        out = np.empty((n, H, D), x.dtype)
         for head in range(H):
             s = q[:, head] @ k[:, head // (H // KV)].T / np.sqrt(D) + mask
             s = np.exp(s - s.max(-1, keepdims=True))
@@ -68,7 +71,11 @@ def logits(W, ids, pairing):
         h = rms(x, W[p + "ffn_norm.weight"])
         g = h @ W[p + "ffn_gate.weight"].T
         x = x + (g / (1 + np.exp(-g)) * (h @ W[p + "ffn_up.weight"].T)) @ W[p + "ffn_down.weight"].T
-    return rms(x, W["output_norm.weight"]) @ W["token_embd.weight"].T  # tied output
+    return rms(x, W["output_norm.weight"])
+
+
+def logits(W, ids, pairing, positions=None):
+    return hidden(W, ids, pairing, positions) @ W["token_embd.weight"].T  # tied output
 
 
 def mean_loss(W, ids, pairing):
