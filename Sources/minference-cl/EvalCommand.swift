@@ -2,7 +2,6 @@ import ArgumentParser
 import FoundationEssentials
 import MInferenceCL
 import MInferenceCLModel
-import RealModule
 
 /// `minference-cl eval`: a model's prefill dense and with a sparse config, side by side: time to
 /// first token, agreement of the next-token predictions, KL divergence, perplexity, and passkey
@@ -46,11 +45,6 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "never (default: every head runs its pattern, so the measures show the config) or auto (sparse heads run densely below the device's measured length, as deployed).")
     var denseFallback = "never"
 
-    struct Measures {
-        var agreeing = 0, positions = 0
-        var kl = 0.0, nllDense = 0.0, nllSparse = 0.0, predicted = 0
-    }
-
     func run() throws {
         try reportingErrors {
             let lengths = try self.lengths.split(separator: ",").map { part -> Int in
@@ -71,10 +65,9 @@ struct EvalCommand: ParsableCommand {
             let capacity = lengths.max()! + 16
             let productPath = try GenerateCommand.productPath(products, context: context)
             let attentionType = try GenerateCommand.attentionType(attentionDtype, products: productPath)
-            let dense = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType, products: productPath)
-            let sparse = try DeviceModel(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType, products: productPath)
             let fallback = try PatternOptions.denseFallback(denseFallback)
-            let options = SparseOptions(denseFallback: fallback)
+            let comparison = try PrefillComparison(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType,
+                                                   products: productPath, plans: plans, options: SparseOptions(denseFallback: fallback))
             print("device: \(context.device); model \(layers) layers; sparse: \(config ?? plans[0].description)")
             print("products: \(productPath.rawValue) (\(productPath.inputDType) inputs); attention reads \(attentionType)")
             let trained = reference.config.contextLength
@@ -84,47 +77,21 @@ struct EvalCommand: ParsableCommand {
             var rows: [[String]] = []
             for n in lengths {
                 let tokens = (0..<n).map { corpus[$0 % corpus.count] }
-                dense.reset()
-                sparse.reset()
                 // Time to first token: the whole prompt prefilled in chunks, the last position's logits
                 // read, after one untimed warm-up prefill (the first compiles the kernels).
-                var ttft: [(seconds: Double, attention: Double)] = []
-                for (model, isDense) in [(dense, true), (sparse, false)] {
-                    Terminal.progress("N=\(n): time to first token, \(isDense ? "dense" : "sparse")")
-                    var seconds = 0.0
-                    for _ in 0..<2 {
-                        model.reset()
-                        seconds = try timed { try model.prefill(tokens: tokens, chunk: chunk, options: options) { isDense ? nil : plans[$0] } }.1
-                    }
-                    ttft.append((seconds, model.attentionMilliseconds ?? 0))
-                    model.reset()
+                Terminal.progress("N=\(n): time to first token, dense then sparse")
+                let first = try comparison.firstToken(tokens: tokens, chunk: chunk, warmups: 1)
+                let logits = try comparison.compare(tokens: tokens, chunk: chunk, lastPositions: measureLast > 0 ? measureLast : nil) { done in
+                    Terminal.progress("N=\(n): tokens \(done)..<\(min(n, done + chunk))")
                 }
-                let (denseSeconds, denseAttention) = ttft[0], (sparseSeconds, sparseAttention) = ttft[1]
-                var measures = Measures()
-                var start = 0
-                while start < n {
-                    let piece = Array(tokens[start..<min(n, start + chunk)])
-                    Terminal.progress("N=\(n): tokens \(start)..<\(start + piece.count)")
-                    // The measured positions are the prompt's last `measured`: a suffix of each chunk they reach.
-                    let measured = measureLast > 0 ? min(measureLast, n) : n
-                    let rows = max(0, start + piece.count - max(start, n - measured))
-                    let d = try dense.prefill(tokens: piece, lastLogits: rows)
-                    let s = try sparse.prefill(tokens: piece, lastLogits: rows, options: options) { plans[$0] }
-                    let first = start + piece.count - rows
-                    for (i, (dr, sr)) in zip(d, s).enumerated() {
-                        Self.measure(dense: dr, sparse: sr, next: first + i + 1 < n ? tokens[first + i + 1] : nil, into: &measures)
-                    }
-                    start += piece.count
-                }
-                let passkey = try passkeys(length: n, tokenizer: tokenizer, dense: dense, sparse: sparse, plans: plans, options: options)
-                let p = Double(max(measures.predicted, 1))
+                let passkey = try passkeys(length: n, tokenizer: tokenizer, comparison: comparison)
+                let (dense, sparse) = (first.dense, first.sparse)
                 rows.append([
-                    "\(n)", Format.fixed(denseSeconds * 1e3, 0), Format.fixed(sparseSeconds * 1e3, 0),
-                    Format.fixed(denseSeconds / max(sparseSeconds, 1e-9), 2) + "x",
-                    Format.fixed(denseAttention, 0) + " / " + Format.fixed(sparseAttention, 0),
-                    Format.fixed(100 * Double(measures.agreeing) / Double(max(measures.positions, 1)), 1) + "%",
-                    Format.scientific(measures.kl / Double(max(measures.positions, 1))),
-                    Format.fixed(Double.exp(measures.nllDense / p), 2), Format.fixed(Double.exp(measures.nllSparse / p), 2),
+                    "\(n)", Format.fixed(dense.milliseconds, 0), Format.fixed(sparse.milliseconds, 0),
+                    Format.fixed(dense.milliseconds / max(sparse.milliseconds, 1e-6), 2) + "x",
+                    Format.fixed(dense.attentionMilliseconds ?? 0, 0) + " / " + Format.fixed(sparse.attentionMilliseconds ?? 0, 0),
+                    Format.fixed(100 * logits.top1Agreement, 1) + "%", Format.scientific(logits.meanKL),
+                    Format.fixed(logits.perplexity.reference, 2), Format.fixed(logits.perplexity.candidate, 2),
                     passkey,
                 ] + (reference.config.contextLength > 0 && n > reference.config.contextLength ? ["beyond trained"] : [""]))
             }
@@ -134,62 +101,20 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
-    func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
-        let clock = ContinuousClock(), start = clock.now
-        let value = try body()
-        let elapsed = clock.now - start
-        return (value, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-    }
-
-    /// Adds one position: top-1 agreement, KL(dense || sparse) of the softmaxes, and the
-    /// negative log-likelihood of the next token under both.
-    static func measure(dense: [Float], sparse: [Float], next: Int32?, into m: inout Measures) {
-        func logSoftmax(_ row: [Float]) -> [Double] {
-            let top = Double(row.max()!)
-            let logSum = Double.log(row.reduce(0.0) { $0 + Double.exp(Double($1) - top) }) + top
-            return row.map { Double($0) - logSum }
-        }
-        let ld = logSoftmax(dense), ls = logSoftmax(sparse)
-        if ld.indices.max(by: { ld[$0] < ld[$1] }) == ls.indices.max(by: { ls[$0] < ls[$1] }) { m.agreeing += 1 }
-        m.positions += 1
-        m.kl += zip(ld, ls).reduce(0.0) { $0 + Double.exp($1.0) * ($1.0 - $1.1) }
-        if let next {
-            m.nllDense -= ld[Int(next)]
-            m.nllSparse -= ls[Int(next)]
-            m.predicted += 1
-        }
-    }
-
-    /// Passkey retrieval at `passkeyDepths` depths: "dense hits / sparse hits of trials".
-    func passkeys(length n: Int, tokenizer: Tokenizer, dense: DeviceModel, sparse: DeviceModel, plans: [LayerPlan],
-                  options: SparseOptions) throws -> String {
+    /// Passkey retrieval at `passkeyDepths` depths of a filler text: "dense hits / sparse hits of trials".
+    func passkeys(length n: Int, tokenizer: Tokenizer, comparison: PrefillComparison) throws -> String {
         guard passkeyDepths > 0 else { return "-" }
         let filler = tokenizer.encode(" The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.")
         var random = SeededRandom(seed: seed &+ UInt64(n))
         var hits = (dense: 0, sparse: 0)
         for trial in 0..<passkeyDepths {
-            let key = 10_000 + Int(random.next() % 90_000)
+            Terminal.progress("N=\(n): passkey \(trial + 1) of \(passkeyDepths)")
+            let passkey = Passkey(random: &random)
             let depth = 0.1 + 0.8 * Double(trial) / Double(max(passkeyDepths - 1, 1))
-            let intro = tokenizer.encode("There is an important info hidden inside a lot of irrelevant text. Find it and memorize it.")
-            let needle = tokenizer.encode(" The pass key is \(key). Remember it. \(key) is the pass key.")
-            let question = tokenizer.encode(" What is the pass key? The pass key is")
-            let fillerCount = max(0, n - intro.count - needle.count - question.count - 8)
-            let before = Int(Double(fillerCount) * depth)
-            let haystack = (0..<fillerCount).map { filler[$0 % filler.count] }
-            let prompt = intro + haystack[..<before] + needle + haystack[before...] + question
-            for (model, isDense) in [(dense, true), (sparse, false)] {
-                model.reset()
-                var last = try model.prefill(tokens: Array(prompt), chunk: chunk, options: options) { isDense ? nil : plans[$0] }[0]
-                var answer: [Int32] = []
-                for _ in 0..<8 {
-                    let next = Int32(last.indices.max { last[$0] < last[$1] }!)
-                    answer.append(next)
-                    last = try model.prefill(tokens: [next], options: options) { isDense ? nil : plans[$0] }[0]
-                }
-                if try tokenizer.decode(answer).contains("\(key)") {
-                    if isDense { hits.dense += 1 } else { hits.sparse += 1 }
-                }
-            }
+            let prompt = passkey.prompt(haystack: filler, length: n, depth: depth, tokenizer: tokenizer)
+            let found = try comparison.retrieve(passkey, prompt: prompt, tokenizer: tokenizer, chunk: chunk)
+            if found.dense { hits.dense += 1 }
+            if found.sparse { hits.sparse += 1 }
         }
         return "\(hits.dense) / \(hits.sparse) of \(passkeyDepths)"
     }

@@ -81,15 +81,9 @@ struct GenerateCommand: ParsableCommand {
             print("time to first token: \(Format.fixed(prefillMs, 1)) ms" + (warmup > 0 ? " (after \(warmup) warm-up prefill\(warmup > 1 ? "s" : ""))" : "")
                   + (attention.map { " (attention \(Format.fixed($0, 1)) ms on the device, the rest \(Format.fixed(prefillMs - $0, 1)) ms)" } ?? ""))
 
-            var next = Self.argmax(logits[logits.count - 1])
-            var generated: [Int32] = []
             let decodeStart = clock.now
-            while generated.count < maxNewTokens {
-                generated.append(next)
-                if next == tokenizer.eos { break }
-                guard generated.count < maxNewTokens else { break }
-                next = Self.argmax(try device.prefill(tokens: [next], options: options) { plans[$0] }[0])
-            }
+            let generated = try device.greedyDecode(after: logits[logits.count - 1], count: maxNewTokens, stop: tokenizer.eos,
+                                                    options: options) { plans[$0] }
             let decode = clock.now - decodeStart
             if !generated.isEmpty {
                 let seconds = Double(decode.components.seconds) + Double(decode.components.attoseconds) / 1e18
@@ -118,11 +112,5 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--products \(name): \(context.device.info.name) has no tensor-core path (NVIDIA, compute capability >= 8.0)")
         }
         return path
-    }
-
-    static func argmax(_ row: [Float]) -> Int32 {
-        var best = 0
-        for i in row.indices where row[i] > row[best] { best = i }
-        return Int32(best)
     }
 }
