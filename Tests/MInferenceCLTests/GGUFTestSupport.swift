@@ -5,13 +5,7 @@ import MInferenceCLModel
 /// MINFERENCECL_MODEL_GGUF names one). Tests that need it use `.enabled(if: RealModel.isPresent)`
 /// and the first check prints whether they run, so a run without the model says so.
 enum RealModel {
-    static let path: String = {
-        let env = ProcessInfo.processInfo.environment
-        if let path = env["MINFERENCECL_MODEL_GGUF"], !path.isEmpty { return path }
-        let dir = env["MINFERENCECL_MODEL_DIR"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? NSHomeDirectory() + "/.cache/minference-cl/models"
-        return dir + "/smollm2-135m-instruct-q4_1.gguf"
-    }()
+    static let path = DefaultModel.path(environment: ProcessInfo.processInfo.environment)
 
     static let isPresent: Bool = {
         let present = FileManager.default.fileExists(atPath: path)
@@ -23,6 +17,10 @@ enum RealModel {
 
     /// Opened once per process.
     static let file: Result<GGUFFile, any Error> = Result { try GGUFFile(path: path) }
+    /// Its weights dequantised once per process (540 MB), for the suites that share them.
+    static let reference: Result<ReferenceModel, any Error> = Result { try ReferenceModel(gguf: file.get()) }
+    /// Its tokenizer, read once per process.
+    static let tokenizer: Result<Tokenizer, any Error> = Result { try Tokenizer(gguf: file.get()) }
 }
 
 extension GGUFWriter {

@@ -8,7 +8,7 @@ import Testing
 /// them makes both.
 @Suite("Tokenizer: the real SmolLM2-135M vocabulary", .enabled(if: RealModel.isPresent, "needs the model: scripts/fetch-model.sh"))
 struct TokenizerModelTests {
-    static let tokenizer: Result<Tokenizer, any Error> = Result { try Tokenizer(gguf: RealModel.file.get()) }
+    static let tokenizer = RealModel.tokenizer
 
     struct Case: Decodable, CustomTestStringConvertible, Sendable {
         var name: String, text: String, ids: [Int32]
