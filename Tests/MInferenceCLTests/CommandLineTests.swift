@@ -189,10 +189,10 @@ struct CommandLineTests {
         #expect(written.dtype == .f16 && written.infinityCount() == 111)
     }
 
-    @Test("The demo keeps the kernel check, the recall and the approximation apart")
+    @Test("demo --kernels keeps the kernel check, the recall and the approximation apart")
     func demoColumns() throws {
         let tool = try BuiltExecutable.path("minference-cl")
-        let result = try runProcess(tool, ["demo", "--lengths", "640", "--heads", "2", "--kv-heads", "1", "--head-dim", "64", "--check-rows", "12"],
+        let result = try runProcess(tool, ["demo", "--kernels", "--lengths", "640", "--heads", "2", "--kv-heads", "1", "--head-dim", "64", "--check-rows", "12"],
                                     timeout: 300)
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map(String.init)

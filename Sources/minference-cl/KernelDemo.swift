@@ -1,12 +1,12 @@
 import MInferenceCL
 
-/// The README's main job: long-context-like inputs at a few lengths on the default device; dense
+/// `minference-cl demo --kernels`: long-context-like inputs at a few lengths on the default device; dense
 /// attention checked against the float64 reference on a sample of rows, then each sparse pattern
 /// timed against dense in the same run. Three numbers say different things and are kept apart:
 /// the kernel's error against the float64 reference over exactly the keys its pattern covers (what
 /// "ok" judges), the attention recall of that key set (the dense softmax mass it holds), and the
 /// pattern's distance from dense attention (its approximation, which no check judges).
-struct Demo {
+struct KernelDemo {
     let context: ComputeContext
     let headsQ: Int
     let headsKV: Int
