@@ -8,7 +8,7 @@ struct MInferenceCLI: ParsableCommand {
         commandName: "minference-cl",
         abstract: "Long-context attention with MInference's dynamic sparse patterns on any OpenCL device.",
         subcommands: [DevicesCommand.self, AttentionCommand.self, DemoCommand.self, SearchCommand.self, InspectCommand.self,
-                      GenerateCommand.self, CaptureCommand.self, EvalCommand.self])
+                      GenerateCommand.self, CaptureCommand.self, EvalCommand.self, CheckModelCommand.self])
 
     /// Every error is one line on stderr (CommandLineErrors.swift).
     static func main() { mainReportingOneLineErrors() }
