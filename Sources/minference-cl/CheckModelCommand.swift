@@ -55,19 +55,10 @@ struct CheckModelCommand: ParsableCommand {
             }
             guard !dtypes.isEmpty else { throw ValidationError("--attention-dtypes names no dtype") }
             let requirement = LogitsRequirement(maxRelativeL2: maxRelativeL2, minTop1Agreement: minTop1)
-            let path = model ?? DefaultModel.path(environment: Environment.variables)
-            guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no model at \(path): \(DefaultModel.fetchHint)") }
+            let path = try ModelInputs.modelPath(model)
             let file = try GGUFFile(path: path)
             let tokenizer = try Tokenizer(gguf: file)
-            let all: [Int32], source: String
-            if let text {
-                all = tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8))
-                source = text
-            } else {
-                let licences = try LicenceTexts(tokens: tokens, tokenizer: tokenizer)
-                all = licences.tokens
-                source = "the licence texts of \(LicenceTexts.folder) (\(licences.files.joined(separator: ", ")))"
-            }
+            let (all, source) = try ModelInputs.textTokens(text, wanted: tokens, tokenizer: tokenizer)
             guard all.count >= tokens else { throw ValidationError("\(source) has \(all.count) tokens, fewer than --tokens \(tokens)") }
             let prompt = Array(all.prefix(tokens))
             let context = try deviceOptions.openContext()

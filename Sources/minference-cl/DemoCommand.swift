@@ -82,13 +82,8 @@ struct DemoCommand: ParsableCommand {
     func runModel() throws {
         let config = self.config ?? ModelDemo.defaultConfig, chunk = self.chunk ?? 1024
         guard chunk >= 1 else { throw ValidationError("--chunk must be >= 1, got \(chunk)") }
-        if let length, length < Passkey.answerTokens + 32 {
-            throw ValidationError("--length must be at least \(Passkey.answerTokens + 32), got \(length)")
-        }
-        let path = model ?? DefaultModel.path(environment: Environment.variables)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ValidationError("no model at \(path): \(DefaultModel.fetchHint)")
-        }
+        if let length, length < 1 { throw ValidationError("--length must be >= 1, got \(length)") }
+        let path = try ModelInputs.modelPath(model)
         guard FileManager.default.fileExists(atPath: config) else {
             throw ValidationError("no config at \(config) (the default is relative to the repository root: run the demo there, or give --config)")
         }
@@ -106,27 +101,19 @@ struct DemoCommand: ParsableCommand {
         let length = self.length ?? ModelDemo.defaultLength(kind: kind, trainedLength: reference.config.contextLength)
         let productPath = try GenerateCommand.productPath(products ?? "auto", context: context)
         let attentionDType = try GenerateCommand.attentionType(attentionDtype ?? "auto", products: productPath)
-        let haystack: [Int32], source: String
-        if let text {
-            haystack = tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8))
-            guard !haystack.isEmpty else { throw ValidationError("\(text) has no tokens") }
-            source = text
-        } else {
-            let licences = try LicenceTexts(tokens: length, tokenizer: tokenizer)
-            haystack = licences.tokens
-            source = "the licence texts of \(LicenceTexts.folder) (\(licences.files.joined(separator: ", ")))"
-        }
+        let (haystack, source) = try ModelInputs.textTokens(text, wanted: length, tokenizer: tokenizer)
         let c = reference.config
         print("device: \(context.device)")
         print("model: \(path.split(separator: "/").last ?? ""), \(c.layerCount) layers, \(c.headCount) query / \(c.kvHeadCount) KV heads of \(c.headDim), trained context \(c.contextLength); products \(productPath.rawValue) (\(productPath.inputDType) inputs), attention q and KV cache \(attentionDType)")
-        print("text: \(source)\(haystack.count < length ? ", repeated" : ""); \(length - Passkey.answerTokens) prompt tokens with a passkey hidden at \(Int(ModelDemo.passkeyDepth * 100))% depth, asked for at the end")
+        let demo = ModelDemo(context: context, model: reference, tokenizer: tokenizer, plans: plans, options: SparseOptions(denseFallback: fallback),
+                             attentionDType: attentionDType, products: productPath, length: length, chunk: chunk, seed: seed)
+        let (passkey, prompt) = demo.prompt(haystack: haystack)
+        print("text: \(source)\(haystack.count < length ? ", repeated" : ""); \(prompt.count) prompt tokens with a passkey hidden at \(Int(ModelDemo.passkeyDepth * 100))% depth, asked for at the end")
         if c.contextLength > 0, length > c.contextLength {
             print("note: \(length) tokens are beyond the model's trained context of \(c.contextLength); its predictions there are out of range")
         }
         print("config: \(config) (dense fallback \(fallback.rawValue)): " + ModelDemo.patternCounts(plans))
-        let demo = ModelDemo(context: context, model: reference, tokenizer: tokenizer, plans: plans, options: SparseOptions(denseFallback: fallback),
-                             attentionDType: attentionDType, products: productPath, length: length, chunk: chunk, seed: seed)
-        let outcome = try demo.run(haystack: haystack) { Terminal.progress($0 + "...") }
+        let outcome = try demo.run(prompt: prompt, passkey: passkey) { Terminal.progress($0 + "...") }
         Terminal.progress("done", done: true)
         print(try demo.report(outcome))
     }

@@ -36,7 +36,7 @@ struct ModelDemo {
     let options: SparseOptions
     let attentionDType: DType
     let products: ProductPath
-    /// Cache positions: the prompt is `length − Passkey.answerTokens` tokens.
+    /// Cache positions for the prompt and the passkey answer.
     let length: Int
     let chunk: Int
     let seed: UInt64
@@ -49,13 +49,19 @@ struct ModelDemo {
         var answers: (dense: [Int32], sparse: [Int32])
     }
 
-    /// Runs the three steps on `haystack` (the text's tokens, repeated if short); `progress` gets
-    /// one line per step.
-    func run(haystack: [Int32], progress: (String) -> Void) throws -> Outcome {
+    /// The passkey (drawn from `seed`) and the prompt that hides it in `haystack` (the text's
+    /// tokens, repeated if short): `length − Passkey.answerTokens` tokens when `length` leaves room
+    /// for any text, else intro, needle and question alone.
+    func prompt(haystack: [Int32]) -> (passkey: Passkey, tokens: [Int32]) {
         var random = SeededRandom(seed: seed)
         let passkey = Passkey(random: &random)
-        let prompt = passkey.prompt(haystack: haystack, length: length, depth: Self.passkeyDepth, tokenizer: tokenizer)
-        let comparison = try PrefillComparison(model: model, engine: AttentionEngine(context: context), capacity: length,
+        return (passkey, passkey.prompt(haystack: haystack, length: length, depth: Self.passkeyDepth, tokenizer: tokenizer))
+    }
+
+    /// Runs the three steps on `prompt` (from `prompt(haystack:)`); `progress` gets one line per step.
+    func run(prompt: [Int32], passkey: Passkey, progress: (String) -> Void) throws -> Outcome {
+        let comparison = try PrefillComparison(model: model, engine: AttentionEngine(context: context),
+                                               capacity: prompt.count + Passkey.answerTokens,
                                                attentionDType: attentionDType, products: products, plans: plans, options: options)
         let agreement = try comparison.compare(tokens: prompt, chunk: chunk) { done in
             progress("agreement pass: tokens \(done)..<\(min(prompt.count, done + chunk)) of \(prompt.count), dense and config")
