@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -45,33 +47,55 @@ public struct LogitsComparison: Sendable, Equatable {
     /// token that follows it in the text, when there is one.
     /// - Precondition: the rows have the same, non-zero length and `next` indexes them.
     public mutating func add(reference: [Float], candidate: [Float], next: Int32? = nil) {
-        precondition(!reference.isEmpty && reference.count == candidate.count, "logit rows of \(reference.count) and \(candidate.count)")
-        let lr = Self.logSoftmax(reference), lc = Self.logSoftmax(candidate)
-        if Self.argmax(reference) == Self.argmax(candidate) { agreeing += 1 }
-        positions += 1
-        var kl = 0.0, difference = 0.0, norm = 0.0
-        for i in reference.indices {
-            kl += exp(lr[i]) * (lr[i] - lc[i])
-            let r = Double(reference[i]), d = Double(candidate[i]) - r
-            difference += d * d
-            norm += r * r
+        add(Position(reference: reference, candidate: candidate, next: next))
+    }
+
+    /// Adds the rows of `reference` and `candidate` pairwise (`next[i]` follows row i, if given),
+    /// measured in parallel on the host's cores and added in order (the sums do not depend on the
+    /// core count).
+    /// - Precondition: as `add(reference:candidate:next:)`, row by row; as many rows on both sides.
+    public mutating func add(reference: [[Float]], candidate: [[Float]], next: [Int32?] = []) {
+        precondition(reference.count == candidate.count, "\(reference.count) and \(candidate.count) positions")
+        let measured = Mutex([Position?](repeating: nil, count: reference.count))
+        DispatchQueue.concurrentPerform(iterations: reference.count) { i in
+            let position = Position(reference: reference[i], candidate: candidate[i], next: i < next.count ? next[i] : nil)
+            measured.withLock { $0[i] = position }
         }
-        klSum += kl
-        squaredDifference += difference
-        squaredReference += norm
-        if norm > 0 { maxRelativeL2 = max(maxRelativeL2, (difference / norm).squareRoot()) }
-        if let next {
-            referenceNLL -= lr[Int(next)]
-            candidateNLL -= lc[Int(next)]
-            predicted += 1
+        for position in measured.withLock({ $0 }) { add(position!) }
+    }
+
+    /// One position's measures.
+    struct Position: Sendable {
+        var agrees: Bool, kl: Double, squaredDifference: Double, squaredReference: Double
+        var nll: (reference: Double, candidate: Double)?
+
+        init(reference: [Float], candidate: [Float], next: Int32?) {
+            precondition(!reference.isEmpty && reference.count == candidate.count, "logit rows of \(reference.count) and \(candidate.count)")
+            let lr = LogitsComparison.logSoftmax(reference), lc = LogitsComparison.logSoftmax(candidate)
+            agrees = LogitsComparison.argmax(reference) == LogitsComparison.argmax(candidate)
+            var kl = 0.0, difference = 0.0, norm = 0.0
+            for i in reference.indices {
+                kl += exp(lr[i]) * (lr[i] - lc[i])
+                let r = Double(reference[i]), d = Double(candidate[i]) - r
+                difference += d * d
+                norm += r * r
+            }
+            (self.kl, squaredDifference, squaredReference) = (kl, difference, norm)
+            nll = next.map { (-lr[Int($0)], -lc[Int($0)]) }
         }
     }
 
-    /// Adds the rows of `reference` and `candidate` pairwise (`next[i]` follows row i, if given).
-    public mutating func add(reference: [[Float]], candidate: [[Float]], next: [Int32?] = []) {
-        precondition(reference.count == candidate.count, "\(reference.count) and \(candidate.count) positions")
-        for i in reference.indices {
-            add(reference: reference[i], candidate: candidate[i], next: i < next.count ? next[i] : nil)
+    private mutating func add(_ p: Position) {
+        positions += 1
+        if p.agrees { agreeing += 1 }
+        klSum += p.kl
+        squaredDifference += p.squaredDifference
+        squaredReference += p.squaredReference
+        if p.squaredReference > 0 { maxRelativeL2 = max(maxRelativeL2, (p.squaredDifference / p.squaredReference).squareRoot()) }
+        if let nll = p.nll {
+            referenceNLL += nll.reference
+            candidateNLL += nll.candidate
+            predicted += 1
         }
     }
 
