@@ -6,15 +6,15 @@ import MInferenceCLModel
 /// installs in /usr/share/common-licenses, concatenated (a blank line between two) in `order`
 /// until the tokens wanted are there.
 ///
-/// The searched config in Configs/ was calibrated on GPL-2, so GPL-2 comes last, after the
-/// licences that share much of its wording (GPL-1, LGPL-2, LGPL-2.1): the measures are taken on
-/// text the search did not see whenever the folder has enough of it. Files not named in `order`
-/// follow it in name order, before that GPL-2 family; links to a file already taken (GPL → GPL-3)
-/// are skipped.
+/// The configs in Configs/ were calibrated on GPL-2 (the 2K one) and on GPL-2, LGPL-2.1, GFDL-1.3,
+/// MPL-1.1 and Artistic (the 8K one), so those come last, with GPL-1 and LGPL-2 that share much of
+/// GPL-2's wording: the measures are taken on text the searches did not see whenever the folder
+/// has enough of it (GPL-3 and Apache-2.0 give 8K tokens). Files not named here follow `order` in
+/// name order, before `last`; links to a file already taken (GPL → GPL-3) are skipped.
 struct LicenceTexts {
     static let folder = "/usr/share/common-licenses"
-    static let order = ["GPL-3", "Apache-2.0", "MPL-2.0", "LGPL-3", "GFDL-1.3", "MPL-1.1", "Artistic", "CC0-1.0", "BSD", "GFDL-1.2"]
-    static let last = ["LGPL-2.1", "LGPL-2", "GPL-1", "GPL-2"]
+    static let order = ["GPL-3", "Apache-2.0", "MPL-2.0", "LGPL-3", "CC0-1.0", "BSD", "GFDL-1.2"]
+    static let last = ["GFDL-1.3", "MPL-1.1", "Artistic", "LGPL-2.1", "LGPL-2", "GPL-1", "GPL-2"]
 
     /// The tokens, and the names of the files they came from.
     var tokens: [Int32]
