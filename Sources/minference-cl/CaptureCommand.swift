@@ -18,12 +18,9 @@ struct CaptureCommand: ParsableCommand {
         """)
 
     @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var precision: ModelPrecisionOptions
     @Option(name: .long, help: "Which forward pass computes q, k and v: cpu (the float64-sum reference) or device.")
     var forward = "cpu"
-    @Option(name: .long, help: "With --forward device: where the products run (auto, clblast, tensor-cores).")
-    var products = "auto"
-    @Option(name: .long, help: "With --forward device: element type of q and the KV cache (auto, f32, f16).")
-    var attentionDtype = "auto"
 
     @Option(name: .long, help: "The model, a GGUF file of the Llama architecture.")
     var model: String
@@ -45,9 +42,9 @@ struct CaptureCommand: ParsableCommand {
             let layers: [ReferenceModel.LayerQKV]
             if forward == "device" {
                 let context = try deviceOptions.openContext()
-                let path = try GenerateCommand.productPath(products, context: context)
+                let (path, attentionType) = try precision.resolve(context: context)
                 let device = try DeviceModel(model: reference, engine: AttentionEngine(context: context), capacity: tokens.count,
-                                             attentionDType: try GenerateCommand.attentionType(attentionDtype, products: path), products: path)
+                                             attentionDType: attentionType, products: path)
                 print("device: \(context.device); products: \(path.rawValue); attention reads \(device.attentionDType)")
                 layers = try device.attentionInputs(tokens: tokens, chunk: 4096)
             } else {

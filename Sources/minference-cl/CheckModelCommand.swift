@@ -63,7 +63,7 @@ struct CheckModelCommand: ParsableCommand {
             let prompt = Array(all.prefix(tokens))
             let context = try deviceOptions.openContext()
             let productPaths = products == "all" ? ProductPath.allCases.filter { $0.isAvailable(on: context) }
-                : [try GenerateCommand.productPath(products, context: context)]
+                : [try ModelPrecisionOptions.productPath(products, context: context)]
             print("device: \(context.device)")
             print("text: the first \(tokens) tokens of \(source); the last \(positions) positions compared")
             Terminal.progress("dequantising the model...")

@@ -99,8 +99,8 @@ struct DemoCommand: ParsableCommand {
         let context = try deviceOptions.openContext()
         let kind = context.device.info.kind
         let length = self.length ?? ModelDemo.defaultLength(kind: kind, trainedLength: reference.config.contextLength)
-        let productPath = try GenerateCommand.productPath(products ?? "auto", context: context)
-        let attentionDType = try GenerateCommand.attentionType(attentionDtype ?? "auto", products: productPath)
+        let productPath = try ModelPrecisionOptions.productPath(products ?? "auto", context: context)
+        let attentionDType = try ModelPrecisionOptions.attentionType(attentionDtype ?? "auto", products: productPath)
         let (haystack, source) = try ModelInputs.textTokens(text, wanted: length, tokenizer: tokenizer)
         let c = reference.config
         print("device: \(context.device)")

@@ -21,6 +21,7 @@ struct EvalCommand: ParsableCommand {
         """)
 
     @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var precision: ModelPrecisionOptions
     @Option(name: .long, help: "The model, a GGUF file of the Llama architecture.")
     var model: String
     @Option(name: .long, help: "A UTF-8 text file for the agreement and perplexity measures.")
@@ -36,10 +37,6 @@ struct EvalCommand: ParsableCommand {
     var measureLast = 0
     @Option(name: .long, help: "Passkey depths per length (evenly from 10 % to 90 %; 0: no passkey test).")
     var passkeyDepths = 5
-    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, f16 (the tensor-core paths' input), or auto (f16 with tensor-core products, else f32).")
-    var attentionDtype = "auto"
-    @Option(name: .long, help: "Where the products run: auto (tensor cores where the device has them, else CLBlast), clblast (fp32) or tensor-cores (fp16 inputs, fp32 accumulation; NVIDIA).")
-    var products = "auto"
     @Option(name: .long, help: "Seed of the passkeys.")
     var seed: UInt64 = 1
     @Option(name: .long, help: "never (default: every head runs its pattern, so the measures show the config) or auto (sparse heads run densely below the device's measured length, as deployed).")
@@ -63,8 +60,7 @@ struct EvalCommand: ParsableCommand {
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
             let capacity = lengths.max()! + 16
-            let productPath = try GenerateCommand.productPath(products, context: context)
-            let attentionType = try GenerateCommand.attentionType(attentionDtype, products: productPath)
+            let (productPath, attentionType) = try precision.resolve(context: context)
             let fallback = try PatternOptions.denseFallback(denseFallback)
             let comparison = try PrefillComparison(model: reference, engine: engine, capacity: capacity, attentionDType: attentionType,
                                                    products: productPath, plans: plans, options: SparseOptions(denseFallback: fallback))

@@ -20,6 +20,7 @@ struct GenerateCommand: ParsableCommand {
         """)
 
     @OptionGroup var deviceOptions: DeviceOptions
+    @OptionGroup var precision: ModelPrecisionOptions
     @Option(name: .long, help: "The model, a GGUF file of the Llama architecture (scripts/fetch-model.sh fetches SmolLM2-135M).")
     var model: String
     @Option(name: .long, help: "A UTF-8 text file with the prompt.")
@@ -35,10 +36,6 @@ struct GenerateCommand: ParsableCommand {
     var warmup = 1
     @Option(name: .long, help: "Write the float32 logits of the last 64 prompt positions to this .npy.")
     var logitsOut: String?
-    @Option(name: .long, help: "Element type of q and the KV cache that attention reads: f32, f16 (the tensor-core paths' input), or auto (f16 with tensor-core products, else f32).")
-    var attentionDtype = "auto"
-    @Option(name: .long, help: "Where the products run: auto (tensor cores where the device has them, else CLBlast), clblast (fp32) or tensor-cores (fp16 inputs, fp32 accumulation; NVIDIA).")
-    var products = "auto"
     @Option(name: .long, help: "Sparse heads run densely below the device's measured length: auto or never.")
     var denseFallback = "auto"
 
@@ -57,9 +54,9 @@ struct GenerateCommand: ParsableCommand {
             let fallback = try PatternOptions.denseFallback(denseFallback)
             let context = try deviceOptions.openContext()
             let engine = AttentionEngine(context: context)
-            let productPath = try Self.productPath(products, context: context)
+            let (productPath, attentionType) = try precision.resolve(context: context)
             let device = try DeviceModel(model: reference, engine: engine, capacity: prompt.count + maxNewTokens,
-                                         attentionDType: try Self.attentionType(attentionDtype, products: productPath), products: productPath)
+                                         attentionDType: attentionType, products: productPath)
             let options = SparseOptions(denseFallback: fallback)
             print("device: \(context.device); prompt: \(prompt.count) tokens; attention: \(plans[0].description)\(config.map { " (config \($0))" } ?? "")")
             print("products: \(productPath.rawValue) (\(productPath.inputDType) inputs); attention reads \(device.attentionDType)")
@@ -91,26 +88,5 @@ struct GenerateCommand: ParsableCommand {
                 print(try tokenizer.decode(generated))
             }
         }
-    }
-
-    /// The `--attention-dtype` value as a dtype (f32 or f16; auto: the products' input dtype).
-    static func attentionType(_ name: String, products: ProductPath) throws -> DType {
-        if name == "auto" { return products.inputDType }
-        guard let dtype = DType(name: name), dtype == .f32 || dtype == .f16 else {
-            throw ValidationError("unknown --attention-dtype '\(name)'; use auto, f32 or f16")
-        }
-        return dtype
-    }
-
-    /// The `--products` value on `context`'s device (auto: `ProductPath.preferred(for:)`).
-    static func productPath(_ name: String, context: ComputeContext) throws -> ProductPath {
-        if name == "auto" { return .preferred(for: context) }
-        guard let path = ProductPath(rawValue: name) else {
-            throw ValidationError("unknown --products '\(name)'; use auto, clblast or tensor-cores")
-        }
-        guard path.isAvailable(on: context) else {
-            throw ValidationError("--products \(name): \(context.device.info.name) has no tensor-core path (NVIDIA, compute capability >= 8.0)")
-        }
-        return path
     }
 }
