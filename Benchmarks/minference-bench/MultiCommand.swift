@@ -115,7 +115,7 @@ struct MultiCommand: ParsableCommand {
                     finished.store(true, ordering: .releasing)
                     let elapsed = clock.now - start
                     if let failure = failures.withLock({ $0.first }) { throw ValidationError(failure) }
-                    if r >= warmup { walls.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15) }
+                    if r >= warmup { walls.append(elapsed / .milliseconds(1)) }
                 }
                 let together = walls.sorted()[walls.count / 2]
                 let combined = try split.concatenate(try parts.map { try $0.out.download() })

@@ -69,7 +69,7 @@ struct GenerateCommand: ParsableCommand {
             let started = clock.now
             let logits = try device.prefill(tokens: prompt, chunk: chunk, lastLogits: min(64, prompt.count), options: options) { plans[$0] }
             let prefill = clock.now - started
-            let prefillMs = Double(prefill.components.seconds) * 1e3 + Double(prefill.components.attoseconds) / 1e15
+            let prefillMs = prefill / .milliseconds(1)
             if let logitsOut {
                 let tensor = try Tensor(shape: [logits.count, reference.config.vocabSize], dtype: .f32, values: logits.flatMap { $0 })
                 try NPYFile.write(tensor, to: logitsOut)
@@ -83,7 +83,7 @@ struct GenerateCommand: ParsableCommand {
                                                     options: options) { plans[$0] }
             let decode = clock.now - decodeStart
             if !generated.isEmpty {
-                let seconds = Double(decode.components.seconds) + Double(decode.components.attoseconds) / 1e18
+                let seconds = decode / .seconds(1)
                 print("generated \(generated.count) tokens (\(Format.fixed(Double(generated.count) / max(seconds, 1e-9), 1)) tokens/s):")
                 print(try tokenizer.decode(generated))
             }

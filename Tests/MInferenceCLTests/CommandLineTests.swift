@@ -206,19 +206,23 @@ struct CommandLineTests {
         for row in rows { #expect(row.contains(" ok "), "\(row)") }
     }
 
+    /// `minference-cl attention` on the folder's q.npy, k.npy and v.npy with `extra` options; expects
+    /// a clean exit and returns the output written to `out`.
+    static func attention(tool: String, folder: TemporaryFolder, _ extra: [String], out: String) throws -> [Float] {
+        let arguments = ["attention", "--q", folder.file("q.npy"), "--k", folder.file("k.npy"), "--v", folder.file("v.npy"),
+                         "--out", folder.file(out)] + extra
+        let result = try runProcess(tool, arguments)
+        #expect(result.status == 0 && result.stderr.isEmpty, "\(extra): \(result)")
+        return try NPYFile.read(folder.file(out)).floats()
+    }
+
     @Test("Budgets larger than N are clamped: every sparse pattern then equals dense")
     func budgetsAboveLengthAreClamped() throws {
         let tool = try BuiltExecutable.path("minference-cl")
         let folder = try TemporaryFolder("cli-clamp")
         defer { folder.remove() }
         for (name, bytes) in Self.standardFiles { _ = try folder.write(name, bytes) }
-        func run(_ extra: [String], out: String) throws -> [Float] {
-            let arguments = ["attention", "--q", folder.file("q.npy"), "--k", folder.file("k.npy"), "--v", folder.file("v.npy"),
-                             "--out", folder.file(out)] + extra
-            let result = try runProcess(tool, arguments)
-            #expect(result.status == 0 && result.stderr.isEmpty, "\(extra): \(result)")
-            return try NPYFile.read(folder.file(out)).floats()
-        }
+        func run(_ extra: [String], out: String) throws -> [Float] { try Self.attention(tool: tool, folder: folder, extra, out: out) }
         let dense = try run(["--pattern", "dense"], out: "dense.npy")
         for extra in [["--pattern", "a-shape", "--sink", "1000000", "--window", "2147483647"],
                       ["--pattern", "vertical-slash", "--vertical", "1000000", "--slash", "1000000"],
@@ -236,13 +240,7 @@ struct CommandLineTests {
         defer { folder.remove() }
         for (name, bytes) in Self.standardFiles { _ = try folder.write(name, bytes) }
         _ = try folder.write("q.npy", Self.npy(shape: [3, 20, 64]))
-        func run(_ extra: [String], out: String) throws -> [Float] {
-            let arguments = ["attention", "--q", folder.file("q.npy"), "--k", folder.file("k.npy"), "--v", folder.file("v.npy"),
-                             "--out", folder.file(out)] + extra
-            let result = try runProcess(tool, arguments)
-            #expect(result.status == 0 && result.stderr.isEmpty, "\(extra): \(result)")
-            return try NPYFile.read(folder.file(out)).floats()
-        }
+        func run(_ extra: [String], out: String) throws -> [Float] { try Self.attention(tool: tool, folder: folder, extra, out: out) }
         let dense = try run(["--pattern", "dense"], out: "dense.npy")
         #expect(dense.count == 3 * 20 * 64)
         for extra in [["--pattern", "a-shape", "--sink", "64", "--window", "64"],

@@ -152,12 +152,15 @@ public final class DeviceModel: @unchecked Sendable {
         defer { queryCapture = nil }
         _ = try prefill(tokens: tokens, chunk: chunk, lastLogits: 0, options: options, plan: plan)
         let queries = try queryCapture!.buffer.read(as: Float.self, count: config.layerCount * n * h)
-        let cached = { (cache: DeviceBuffer) throws -> [Float] in
-            let count = self.config.layerCount * self.capacity * hkv * d
-            return self.attentionDType == .f16 ? try cache.read(as: Float16.self, count: count).map { Float($0) }
-                : try cache.read(as: Float.self, count: count)
+        // A layer's first n cached tokens (rows p < n of [capacity, Hkv, d]), widened to fp32.
+        func cached(_ cache: DeviceBuffer, layer: Int) throws -> [Float] {
+            func rows<T: BitwiseCopyable>(_: T.Type) throws -> [T] {
+                var out = [T](unsafeUninitializedCapacity: n * hkv * d) { _, count in count = n * hkv * d }
+                try out.withUnsafeMutableBytes { try cache.read(into: $0, offset: layer * capacity * hkv * d * attentionDType.byteCount) }
+                return out
+            }
+            return attentionDType == .f16 ? try rows(Float16.self).map { Float($0) } : try rows(Float.self)
         }
-        let keys = try cached(keyCache), values = try cached(valueCache)
         // Token-major [N, heads, d] rows to head-major [heads, N, d].
         func headMajor(_ source: [Float], base: Int, heads: Int) -> [Float] {
             var out = [Float](repeating: 0, count: heads * n * d)
@@ -169,11 +172,11 @@ public final class DeviceModel: @unchecked Sendable {
             }
             return out
         }
-        return (0..<config.layerCount).map { layer in
+        return try (0..<config.layerCount).map { layer in
             ReferenceModel.LayerQKV(layer: layer, tokenCount: n, headDim: d,
                                     q: headMajor(queries, base: layer * n * h, heads: config.headCount),
-                                    k: headMajor(keys, base: layer * capacity * hkv * d, heads: hkv),
-                                    v: headMajor(values, base: layer * capacity * hkv * d, heads: hkv))
+                                    k: headMajor(try cached(keyCache, layer: layer), base: 0, heads: hkv),
+                                    v: headMajor(try cached(valueCache, layer: layer), base: 0, heads: hkv))
         }
     }
 

@@ -116,6 +116,6 @@ public final class PrefillComparison: @unchecked Sendable {
         let clock = ContinuousClock(), start = clock.now
         let value = try body()
         let elapsed = clock.now - start
-        return (value, Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+        return (value, elapsed / .milliseconds(1))
     }
 }
