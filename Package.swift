@@ -24,6 +24,10 @@ let kernelFiles = [
     "wgmma_probe.cl",
     "model_ops.cl",
     "linear_nv_mma.cl",
+    "mass_threshold.h",
+    "xattention_index.cl",
+    "flexprefill_index.cl",
+    "block_lists.cl",
 ]
 
 let package = Package(

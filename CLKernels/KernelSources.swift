@@ -22,6 +22,10 @@ public enum EmbeddedKernels {
         "wgmma_probe.cl": text(PackageResources.wgmma_probe_cl),
         "model_ops.cl": text(PackageResources.model_ops_cl),
         "linear_nv_mma.cl": text(PackageResources.linear_nv_mma_cl),
+        "mass_threshold.h": text(PackageResources.mass_threshold_h),
+        "xattention_index.cl": text(PackageResources.xattention_index_cl),
+        "flexprefill_index.cl": text(PackageResources.flexprefill_index_cl),
+        "block_lists.cl": text(PackageResources.block_lists_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

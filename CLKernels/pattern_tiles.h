@@ -9,6 +9,8 @@
  *   vertical-slash the 64-key windows offsets[*], then the gathered columns column_keys[*]
  *                  64 per tile (upstream's convert_vertical_slash_indexes layout)   (6)
  *   block-sparse   the key blocks chosen[*], 64 keys each                           (7)
+ *   block lists    the key blocks chosen[*], 64 * BLOCK_TILES keys each (XAttention,
+ *                  FlexPrefill: docs/PREFILL-METHODS.md 4.8, 5.8)
  */
 #ifndef MINFERENCECL_PATTERN_TILES_H
 #define MINFERENCECL_PATTERN_TILES_H
@@ -40,7 +42,15 @@
                      : (((t) - (windows)) * PATTERN_TILE + (r) < (columns)                       \
                             ? (column_keys)[((t) - (windows)) * PATTERN_TILE + (r)] : -1))
 
+/* Block lists: BLOCK_TILES 64-key tiles per listed key block (1: block-sparse's 64-blocks; B / 64
+ * for XAttention's and FlexPrefill's B-blocks), tile t being part t % BLOCK_TILES of entry
+ * t / BLOCK_TILES. */
+#ifndef BLOCK_TILES
+#define BLOCK_TILES 1
+#endif
+#define BS_TILE_START(t, chosen)                                                                 \
+    ((chosen)[(t) / BLOCK_TILES] * (PATTERN_TILE * BLOCK_TILES) + ((t) % BLOCK_TILES) * PATTERN_TILE)
 #define BS_TILE_KEY(t, r, chosen, n)                                                             \
-    ((chosen)[t] * PATTERN_TILE + (r) < (n) ? (chosen)[t] * PATTERN_TILE + (r) : -1)
+    (BS_TILE_START(t, chosen) + (r) < (n) ? BS_TILE_START(t, chosen) + (r) : -1)
 
 #endif

@@ -128,13 +128,14 @@ void dense_row_stats(__global const in_t* q, __global const in_t* k, __global co
     }
 }
 
-/* A-shape: keys [0, sink) and the window [i - window + 1, i], the tiles of a_shape_attention. */
+/* A-shape: keys [0, sink) and the window [i - window + 1, i], the tiles of a_shape_attention;
+ * rows from dense_from[slot] on (Tri-shape's dense tail; n for A-shape) cover every key. */
 __kernel __attribute__((reqd_work_group_size(RECALL_ROWS, 1, 1)))
 void covered_mass_a_shape(__global const in_t* q, __global const in_t* k, __global const int* heads,
                           int first_slot, __global const float* row_max,
                           __global const float* row_sum, __global const int* sinks,
-                          __global const int* windows, int n, int heads_q, int heads_kv,
-                          float scale_log2, __global float* partial) {
+                          __global const int* windows, __global const int* dense_from, int n, int heads_q,
+                          int heads_kv, float scale_log2, __global float* partial) {
     RECALL_SETUP
     const int sink = sinks[slot], window = windows[slot];
     const int end = min(start + RECALL_ROWS, n);
@@ -146,7 +147,7 @@ void covered_mass_a_shape(__global const in_t* q, __global const in_t* k, __glob
     RECALL_TILES(sink_tiles + window_tiles, A_SHAPE_KEY,
                  mass += covered_step(scores, key_pos, row, sink, window, m_i))
 #undef A_SHAPE_KEY
-    RECALL_STORE(fmin(1.0f, mass / row_sum[stat]))
+    RECALL_STORE(row >= dense_from[slot] ? 1.0f : fmin(1.0f, mass / row_sum[stat]))
 }
 
 /* Vertical-slash: the 64-key windows block_offset[m][*], then the stored columns

@@ -7,7 +7,10 @@
  *
  *   vertical_slash_attention:  64-key windows block_offset[m][*], then the gathered
  *                              columns column_index[m][*], 64 per tile        (section 6)
- *   block_sparse_attention:    key blocks selected[m][*] (64 keys each)       (section 7)
+ *   block_sparse_attention:    key blocks selected[m][*] (64 keys each)       (section 7); with
+ *                              BLOCK_TILES > 1 the lists of XAttention and FlexPrefill: one list
+ *                              per B = 64 * BLOCK_TILES rows, B keys per entry
+ *                              (docs/PREFILL-METHODS.md 4.8, 5.8)
  *
  * All heads of one pattern run in one launch: group (row block, slot), slot s computing
  * flattened query head slots[s] with its own budgets or index lists. Layout as in
@@ -65,12 +68,17 @@ void block_sparse_attention(ATTENTION_TENSORS, __global const int* slots,
                             int selected_stride, int blocks_per_head, int n_q, int n_k,
                             int first_block, int heads_q, int heads_kv, float scale_log2) {
     SPARSE_PROLOGUE
-    const size_t index_row = (size_t)slot * blocks_per_head + m;
-    const int count = selected_counts[index_row];
+    /* one index row per listed block of BLOCK_TILES row blocks (first_block is a multiple of it) */
+    const size_t index_row = (size_t)slot * blocks_per_head + m / BLOCK_TILES;
     __global const int* chosen = selected + index_row * selected_stride;
+    int tiles = selected_counts[index_row] * BLOCK_TILES;
+#if BLOCK_TILES > 1
+    /* a listed block's tiles right of this row block (the diagonal block's) see no key */
+    while (tiles > 0 && BS_TILE_START(tiles - 1, chosen) > start + 63) --tiles;
+#endif
 #define BS_KEY(t, r) BS_TILE_KEY(t, r, chosen, n)
-#define BS_UNMASKED(t) (chosen[t] * 64 + 63 <= start)
-    ATTENTION_TILES(count, BS_KEY, 1, 0, 0, BS_UNMASKED)
+#define BS_UNMASKED(t) (BS_TILE_START(t, chosen) + 63 <= start)
+    ATTENTION_TILES(tiles, BS_KEY, 1, 0, 0, BS_UNMASKED)
 #undef BS_KEY
 #undef BS_UNMASKED
     ATTENTION_STORE()

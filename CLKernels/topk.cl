@@ -12,7 +12,8 @@
  * Rows: row `row` of `scores` starts at row * row_stride. Its length is `length`, or, with
  * `causal_rows` set, causal_first + (row % rows_per_group) + 1 (block-sparse: query block m sees
  * key blocks 0..m; a chunk's rows start at block causal_first). Its k is
- * k_of_group[row / rows_per_group], clamped to the length. Output: indices
+ * k_of_group[row / rows_per_k] (rows_per_k = rows_per_group for budgets per group of rows, 1 for
+ * a k per row), clamped to the length. Output: indices
  * [rows, out_stride] (int), counts [rows].
  */
 #include "attention_common.h"
@@ -46,7 +47,7 @@ INLINE uint exclusive_scan(__local uint* values, int lid, __local uint* total) {
 
 __kernel __attribute__((reqd_work_group_size(TOPK_THREADS, 1, 1)))
 void topk_rows(__global const float* scores, ulong row_stride, int length, int causal_rows,
-               int causal_first, int rows_per_group, __global const int* k_of_group,
+               int causal_first, int rows_per_group, __global const int* k_of_group, int rows_per_k,
                __global int* indices, int out_stride, __global int* counts) {
     __local uint histogram[RADIX_BINS];
     __local uint above[TOPK_THREADS];
@@ -55,7 +56,7 @@ void topk_rows(__global const float* scores, ulong row_stride, int length, int c
     const int row = get_group_id(0);
     const int lid = get_local_id(0);
     const int n = causal_rows ? causal_first + (row % rows_per_group) + 1 : length;
-    const int k = min(k_of_group[row / rows_per_group], n);
+    const int k = min(k_of_group[row / rows_per_k], n);
     __global const float* x = scores + (size_t)row * row_stride;
     __global int* out = indices + (size_t)row * out_stride;
     if (lid == 0) counts[row] = k;

@@ -28,8 +28,12 @@
 #ifndef STATS_THREADS
 #define STATS_THREADS 256 /* work-items reducing one logits row in vs_row_stats; a power of 2 */
 #endif
-#define FORCED_COLUMNS 30
+#ifndef FORCED_COLUMNS
+#define FORCED_COLUMNS 30 /* upstream's forced verticals (FlexPrefill's estimate forces none: 0) */
+#endif
+#ifndef FORCED_DIAGONALS
 #define FORCED_DIAGONALS 100
+#endif
 
 /* Logits of the last L queries against every key. Work: global (ceil(N / LOGIT_COLUMNS) *
  * LOGIT_COLUMNS, slots), local (LOGIT_COLUMNS, 1). Masked entries are written too; the

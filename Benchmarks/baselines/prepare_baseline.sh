@@ -21,6 +21,10 @@ files=(
   minference/ops/block_sparse_flash_attention.py
   minference/ops/streaming_kernel.py
   minference/modules/minference_forward.py
+  minference/modules/xattention.py
+  minference/ops/xattention_fa.py
+  minference/modules/flexprefill.py
+  minference/ops/flash_attn_triton.py
   csrc/vertical_slash_index.cu
   csrc/kernels.cpp
   LICENSE
@@ -36,6 +40,10 @@ a0cf64aadefb74857e291d1aa82f9f163b14ec277759ac4ae2a0c9d050292490  minference/ops
 a8c315fa34ebf0e501d108a2b1f5a5df814a9224509d3bdd1eee9d4f688778d9  minference/ops/block_sparse_flash_attention.py
 ce7830742aa6ad95a39ed68f57450719091eb77f0341ce5cb50715368747e4fd  minference/ops/streaming_kernel.py
 b368e765fcc2021591f7cdf970e4e1a71731ed66f19e97023a13b70a02e6edc2  minference/modules/minference_forward.py
+7b0478b2be4159080a3d4b7b54cda9f81a701b2b7f0d155f00be0c8173499776  minference/modules/xattention.py
+362f392f44e8f1d7dea603650b1a01f93edd575e377eee5c3129b4a960df0734  minference/ops/xattention_fa.py
+30a7272ce5dcab30e31a2fdda5a1531eb2d283e7c726b62353eec07c5d28c0a0  minference/modules/flexprefill.py
+97abeab2bc1a31ac4a4c6d9ba15322fbf38db2f8dbfd18f66c6bb526b1b13f08  minference/ops/flash_attn_triton.py
 a22b3e8771639132fc932209a7b8f43202e62c20a7e6e4f9ed4c914d48c9645b  csrc/vertical_slash_index.cu
 b4cb7a1a25a4e23b4c52d76fd76385879020a032de640be9ac3cbc521ac7b597  csrc/kernels.cpp
 c2cfccb812fe482101a8f04597dfc5a9991a6b2748266c47ac91b6a5aae15383  LICENSE

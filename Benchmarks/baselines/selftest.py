@@ -11,7 +11,12 @@
 - the synthetic generator's host part (SplitMix64 directions) and, with --compare-dump, the whole
   generator against .npy files written from the OpenCL generator (q.npy, k.npy, v.npy);
 - with --minference-dir: loading upstream's files by path, and upstream's VS estimation run on the
-  CPU (estimation only; the Triton kernels need a GPU) feeding the fallback conversion.
+  CPU (estimation only; the Triton kernels need a GPU) feeding the fallback conversion;
+- prefill_methods.py / compare_masks.py: block-mask and Tri-shape pair counts against brute force,
+  mask <-> block-index round trips, the comparison's counts; with --minference-dir (and triton +
+  einops importable) `prefill_methods.py --cpu` at N = 4096 and 4000: upstream's XAttention torch
+  estimate and FlexPrefill selection on the CPU, their masks (causal, diagonal and block 0 in every
+  row, density) and the 4.6 masking bug of docs/PREFILL-METHODS.md at 4096 but not at 4000.
 """
 
 import argparse
@@ -267,6 +272,122 @@ def test_cli():
           out.returncode != 0 and "no CUDA device" in out.stderr, (out.returncode, out.stderr[-300:]))
 
 
+# ---- prefill_methods.py / compare_masks.py -------------------------------------------------------
+
+def test_prefill_helpers():
+    import compare_masks as CM
+    import prefill_methods as PM
+    gen = torch.Generator().manual_seed(3)
+    ok = True
+    for n in (1, 127, 128, 129, 300, 640):
+        nb = -(-n // 128)
+        mask = torch.rand(3, nb, nb, generator=gen) < 0.5
+        mask[:, 0, 0] = True
+        got = PM.block_mask_pairs(torch, torch.tril(mask), n)
+        i = torch.arange(n)
+        for h in range(3):
+            element = mask[h][i[:, None] // 128, i[None, :] // 128] & (i[None, :] <= i[:, None])
+            ok &= int(element.sum()) == got[h]
+    check("prefill: block-mask pairs == brute force (element-wise causal, partial last block)", ok)
+    ok = True
+    for n, ni, nl, last in ((50, 4, 10, 5), (300, 16, 100, 20), (1000, 128, 397, 100), (10, 2, 3, 100), (5000, 128, 3968, 100)):
+        i = torch.arange(n)
+        j = i[None, :]
+        L = min(last, n - 1)
+        el = (j <= i[:, None]) & ((i[:, None] >= n - L) | (i[:, None] - j < nl) | (j < ni))
+        ok &= PM.tri_shape_pairs(n, ni, nl, last) == int(el.sum())
+    check("prefill: Tri-shape pairs == brute force", ok)
+    ok = True
+    for nb in (1, 3, 17):
+        mask = torch.tril(torch.rand(4, nb, nb, generator=gen) < 0.4)
+        mask[1] = False  # an empty head
+        idx = PM.mask_to_block_idx(torch, mask)
+        pad = nb * (nb + 1)
+        back = torch.zeros(4, nb * nb, dtype=torch.bool)
+        for h in range(4):
+            row = idx[0, h]
+            real = row[row != pad]
+            ok &= bool((real[1:] > real[:-1]).all()) and bool((row[len(real):] == pad).all())
+            back[h, real] = True
+        ok &= torch.equal(back.view(4, nb, nb), mask)
+        lists = [[torch.nonzero(mask[h].reshape(-1)).flatten() for h in range(4)]]
+        ok &= torch.equal(PM.block_lists_to_mask(torch, lists, nb, "cpu"), mask)
+    check("prefill: mask <-> flattened block indices round trip (padding nb*(nb+1))", ok)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        a = (torch.tril(torch.rand(2, 5, 5, generator=gen) < 0.5)).numpy().astype(np.uint8)
+        b = a.copy()
+        b[1, 4, 2] ^= 1
+        b[0, 1, 3] = 1  # non-causal: ignored, counted
+        pa, pb = os.path.join(tmp, "a.npy"), os.path.join(tmp, "b.npy")
+        np.save(pa, a)
+        np.save(pb, b)
+        r = CM.compare(pa, pb)
+        ex = r["examples"][0] if r["examples"] else {}
+        want_b = [2] if a[1, 4, 2] == 0 else []
+        check("compare_masks: counts, identical heads, examples, non-causal ignored",
+              r["blocks_differ"] == 1 and r["heads_identical"] == 1 and r["causal_blocks"] == 30
+              and r["noncausal_set_b"] == 1 and ex.get("head") == 1 and ex.get("query_block") == 4
+              and ex.get("only_in_b") == want_b, r)
+
+
+def test_prefill_cli():
+    script = os.path.join(HERE, "prefill_methods.py")
+    out = subprocess.run([sys.executable, script, "--lengths", "8192", "--methods", "flexprefill", "--parse-only"],
+                         capture_output=True, text=True)
+    check("prefill cli: argument parsing", out.returncode == 0 and '"methods": ["flexprefill"]' in out.stdout,
+          out.stderr[-500:])
+    out = subprocess.run([sys.executable, script, "--lengths", "8192", "--out", "/tmp/pm_nocuda.json"],
+                         capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    check("prefill cli: exits non-zero with a clear message without CUDA (and no --cpu)",
+          out.returncode != 0 and "no CUDA device" in out.stderr, (out.returncode, out.stderr[-300:]))
+
+
+def test_prefill_cpu(root):
+    """prefill_methods.py --cpu: upstream's torch XAttention estimate + find_blocks_chunked and
+    FlexPrefill's get_active_blocks on the CPU, masks written and checked."""
+    try:
+        import einops  # noqa: F401
+        import triton  # noqa: F401
+    except ImportError as error:
+        print(f"skip  prefill --cpu self-check ({error}; upstream's modules import triton and einops)")
+        return
+    import json
+    import tempfile
+    import prefill_methods as PM
+    with tempfile.TemporaryDirectory() as tmp:
+        masks, js = os.path.join(tmp, "masks"), os.path.join(tmp, "pm.json")
+        out = subprocess.run([sys.executable, os.path.join(HERE, "prefill_methods.py"), "--cpu", "--lengths", "4096",
+                              "4000", "--heads", "4", "--kv-heads", "2", "--repeat", "1", "--minference-dir", root,
+                              "--masks-out", masks, "--out", js], capture_output=True, text=True)
+        check("prefill --cpu: runs", out.returncode == 0, (out.stdout[-1500:], out.stderr[-1500:]))
+        if out.returncode != 0:
+            return
+        rows = {(r["name"], r["N"]): r for r in json.load(open(js))["runs"]}
+        ok = True
+        for n in (4096, 4000):
+            for method in ("xattention_torch", "flexprefill"):
+                r = rows[(method, n)]
+                m = np.load(os.path.join(masks, f"{PM.MASK_NAMES[method]}-N{n}.npy"))
+                nb = -(-n // 128)
+                ok &= r["status"] == "ok" and m.shape == (4, nb, nb) and m.dtype == np.uint8
+                ok &= not np.triu(m, 1).any()  # causal blocks only
+                ok &= bool(m[:, np.arange(nb), np.arange(nb)].all() and m[:, :, 0].all())  # diagonal and block 0
+                pairs = PM.block_mask_pairs(torch, torch.from_numpy(m).bool(), n)
+                ok &= abs(r["density"] - sum(pairs) / (4 * n * (n + 1) / 2)) < 1e-12
+        check("prefill --cpu: masks causal, every row has its diagonal and block 0, density matches", ok)
+        x4096 = np.load(os.path.join(masks, "xattention-torch-N4096.npy"))
+        x4000 = np.load(os.path.join(masks, "xattention-torch-N4000.npy"))
+        # PREFILL-METHODS.md 4.6: at a multiple of 2048 the torch estimate hides earlier chunks, so
+        # query blocks 16..31 select only block 0 and blocks of their own chunk; at 4000 it does not.
+        check("prefill --cpu: XAttention torch-estimate bug (4.6) at N=4096 and not at N=4000",
+              not x4096[:, 16:, 1:16].any() and x4000[:, 16:, 1:16].any())
+        import compare_masks as CM
+        r = CM.compare(os.path.join(masks, "flexprefill-N4000.npy"), os.path.join(masks, "flexprefill-N4000.npy"))
+        check("prefill --cpu: compare_masks of a mask with itself: all equal", r["blocks_equal_pct"] == 100.0
+              and r["heads_identical"] == 4)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--minference-dir", default=None)
@@ -277,8 +398,11 @@ def main():
     test_coverage()
     test_directions()
     test_chunking()
+    test_prefill_helpers()
+    test_prefill_cli()
     if a.minference_dir:
         test_upstream(a.minference_dir)
+        test_prefill_cpu(a.minference_dir)
     if a.compare_dump:
         folder, *nums = a.compare_dump
         compare_dump(folder, *map(int, nums))

@@ -34,6 +34,9 @@ struct DeviceChecks {
             ("a-shape", .aShape(sink: 64, window: 512)),
             ("vertical-slash", .verticalSlash(vertical: 200, slash: 400)),
             ("block-sparse", .blockSparse(blocks: 12)),
+            ("tri-shape", .triShape(sink: 64, window: 512, last: 100)),
+            ("xattention", .defaultXAttention),
+            ("flexprefill", .flexPrefill(FlexPrefillParameters(gamma: 0.9, tau: 0.1))),
         ]
         for (name, pattern) in sparse {
             for dtype in [DType.f16, .bf16] {

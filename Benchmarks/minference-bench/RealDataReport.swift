@@ -11,8 +11,9 @@ struct RealDataReport: ParsableCommand {
     @OptionGroup var deviceOptions: BenchDeviceOptions
     @Option(name: .long, help: "Layer folder with q.npy, k.npy, v.npy and o_ref.npy.")
     var layer: String
-    @Option(name: .long, parsing: .upToNextOption, help: "Patterns as kind:a:b (a-shape:sink:window, vertical-slash:v:s, block-sparse:blocks).")
-    var patterns: [String] = ["a-shape:64:256", "vertical-slash:64:256", "vertical-slash:1000:6096", "block-sparse:8", "block-sparse:100"]
+    @Option(name: .long, parsing: .upToNextOption, help: "Patterns as kind:a:b (a-shape:sink:window, vertical-slash:v:s, block-sparse:blocks, tri-shape:sink:window:last; xattention and flexprefill with upstream's defaults, or xattention:threshold:stride:block and flexprefill:gamma:tau).")
+    var patterns: [String] = ["a-shape:64:256", "vertical-slash:64:256", "vertical-slash:1000:6096", "block-sparse:8", "block-sparse:100",
+                              "tri-shape:128:3968:100", "xattention", "flexprefill"]
 
     func run() throws {
         let engine = try deviceOptions.engine()
@@ -30,7 +31,7 @@ struct RealDataReport: ParsableCommand {
             let values = output.floats()
             var recalls: [Double] = [], errors: [Double] = []
             for head in 0..<problem.headsQ {
-                let covered = Self.coveredKeys(report: report, head: head, pattern: pattern, length: n)
+                let covered = try Self.coveredKeys(report: report, head: head, pattern: pattern, length: n)
                 var recall = 0.0
                 for i in 0..<n { recall += reference.recall(head: head, query: i, keys: covered(i)) }
                 var metrics = ErrorMetrics()
@@ -52,7 +53,17 @@ struct RealDataReport: ParsableCommand {
         let parts = spec.split(separator: ":").map(String.init)
         guard let kind = HeadPattern.Kind(name: parts[0]) else { throw ValidationError("unknown pattern in \(spec)") }
         let numbers = parts.dropFirst().compactMap { Int($0) }
+        let reals = parts.dropFirst().compactMap { Double($0) }
+        switch (kind, reals.count) {
+        case (.xAttention, 0): return .defaultXAttention
+        case (.xAttention, 3) where numbers.count == 2:
+            return .xAttention(XAttentionParameters(threshold: reals[0], stride: numbers[0], blockSize: numbers[1]))
+        case (.flexPrefill, 0): return .defaultFlexPrefill
+        case (.flexPrefill, 2): return .flexPrefill(FlexPrefillParameters(gamma: reals[0], tau: reals[1]))
+        default: break
+        }
         switch (kind, numbers.count) {
+        case (.triShape, 3): return .triShape(sink: numbers[0], window: numbers[1], last: numbers[2])
         case (.aShape, 2): return .aShape(sink: numbers[0], window: numbers[1])
         case (.verticalSlash, 2): return .verticalSlash(vertical: numbers[0], slash: numbers[1])
         case (.blockSparse, 1): return .blockSparse(blocks: numbers[0])
@@ -62,7 +73,7 @@ struct RealDataReport: ParsableCommand {
     }
 
     /// The covered keys of one query, from the index arrays the run used.
-    static func coveredKeys(report: LayerResult, head: Int, pattern: HeadPattern, length n: Int) -> (Int) -> [Int] {
+    static func coveredKeys(report: LayerResult, head: Int, pattern: HeadPattern, length n: Int) throws -> (Int) -> [Int] {
         switch pattern {
         case .aShape(let sink, let window): return { PatternReference.coveredKeys(aShapeSink: sink, window: window, query: $0) }
         case .verticalSlash:
@@ -74,6 +85,9 @@ struct RealDataReport: ParsableCommand {
             let selected = report.indices.blockSparse.first { $0.head == head }!.selected.map { $0.map(Int.init) }
             return { PatternReference.coveredKeys(blockSelection: selected, query: $0, length: n) }
         case .dense: return { Array(0...$0) }
+        case .triShape, .xAttention, .flexPrefill:
+            let coverage = try HeadCoverage(report: report, head: head)
+            return { coverage.ranges(query: $0, length: n).flatMap { Array($0) }.sorted() }
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FoundationEssentials
 import MInferenceCL
 
 /// `minference-bench run`: the workload (default: the Llama-3-8B layer, Hq=32, Hkv=8,
@@ -34,6 +35,8 @@ struct RunCommand: ParsableCommand {
     var estimation: String?
     @Option(name: .long, help: "Memory order of q, k, v and the output: contiguous ([B, H, N, d]) or token-major (FlashAttention's [B, N, H, d]).")
     var layout: String = "contiguous"
+    @Option(name: .long, help: "Folder for the block sets XAttention and FlexPrefill selected on the structured input: {xattention,flexprefill}-N{N}.npy, uint8 [Hq, nb, nb], 1 where query block m visits key block n (Benchmarks/baselines/compare_masks.py compares them with upstream's).")
+    var masksOut: String?
     @Option(name: .long, help: "Commit of the code measured (recorded in the results).")
     var commit: String = "unknown"
     @Option(name: .long, help: "The exact command, as recorded in the results (default: this process's arguments).")
@@ -90,6 +93,12 @@ struct RunCommand: ParsableCommand {
                         return report.totalTiming
                     }
                     if kind == .dense { denseMs = timing.total }
+                    if let masksOut, kind.selectsBlocks, input == "structured", !perHead {
+                        let report = try engine.run(problem: problem, q: q, k: k, v: v, output: output, plan: plan,
+                                                    options: SparseOptions(denseFallback: .never, collectIndices: true, estimation: backend))
+                        let lists = kind == .xAttention ? report.indices.xAttention : report.indices.flexPrefill.map(\.blocks)
+                        try BlockMasks.write(lists, heads: hq, to: "\(masksOut)/\(kind.rawValue)-N\(n).npy")
+                    }
                     let pairs = density * problem.densePairs * Double(hq)
                     let tflops = 4 * Double(headDim) * pairs / (timing.total * 1e9)
                     // baseline.py times the structured input only; random runs get no baseline.
@@ -129,8 +138,28 @@ struct RunCommand: ParsableCommand {
         case .aShape: .aShape(sink: 128, window: 3968)
         case .verticalSlash: .defaultVerticalSlash
         case .blockSparse: .defaultBlockSparse
+        case .triShape: .defaultTriShape
+        case .xAttention: .defaultXAttention
+        case .flexPrefill: .defaultFlexPrefill
         }
     }
 
     static func label(_ n: Int) -> String { n >= 1 << 20 && n % (1 << 20) == 0 ? "\(n >> 20)M" : n % 1024 == 0 ? "\(n / 1024)K" : "\(n)" }
+}
+
+/// XAttention's and FlexPrefill's block sets as upstream's boolean block masks (uint8 .npy,
+/// [heads, nb, nb]), the format Benchmarks/baselines/prefill_methods.py writes upstream's in.
+enum BlockMasks {
+    static func write(_ lists: [BlockSparseHeadIndices], heads: Int, to path: String) throws {
+        let nb = lists.first.map { $0.firstQueryBlock + $0.selected.count } ?? 0
+        var mask = [UInt8](repeating: 0, count: heads * nb * nb)
+        for index in lists {
+            for (b, blocks) in index.selected.enumerated() {
+                for n in blocks { mask[(index.head * nb + index.firstQueryBlock + b) * nb + Int(n)] = 1 }
+            }
+        }
+        let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        try Data(NPYFile.encode(descr: "|u1", shape: [heads, nb, nb], data: mask)).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
 }

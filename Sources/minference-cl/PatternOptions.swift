@@ -4,7 +4,7 @@ import MInferenceCL
 /// `--pattern` and its budget flags, shared by `attention` and `inspect`, and the layer plan they
 /// make together with a command's `--config` and its layer flag.
 struct PatternOptions: ParsableArguments {
-    @Option(name: .long, help: "Pattern for every head: dense, a-shape (stream_llm), vertical-slash (vertical_and_slash), block-sparse (block_sparse).")
+    @Option(name: .long, help: "Pattern for every head: dense, a-shape (stream_llm), vertical-slash (vertical_and_slash), block-sparse (block_sparse), tri-shape (tri_shape), xattention, flexprefill.")
     var pattern: String?
     @Option(name: .long, parsing: .unconditional, help: "A-shape: initial (sink) keys every query sees (default 128).")
     var sink: Int?
@@ -16,16 +16,36 @@ struct PatternOptions: ParsableArguments {
     var slash: Int?
     @Option(name: .long, parsing: .unconditional, help: "Block-sparse: 64-key blocks per 64-query block (default 100).")
     var blocks: Int?
+    @Option(name: .long, parsing: .unconditional, help: "Tri-shape: last queries that attend every causal key (default 100).")
+    var last: Int?
+    @Option(name: .long, parsing: .unconditional, help: "XAttention: share of each query block's estimated mass to cover, in (0, 1] (default 0.9).")
+    var threshold: Double?
+    @Option(name: .long, parsing: .unconditional, help: "XAttention: antidiagonal stride, dividing the block size (default 8).")
+    var stride: Int?
+    @Option(name: .long, parsing: .unconditional, help: "XAttention, FlexPrefill: block size in tokens, a multiple of 64 up to 512 (default 128).")
+    var blockSize: Int?
+    @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: cumulative attention to cover, in (0, 1] (default 0.9).")
+    var gamma: Double?
+    @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: Jensen-Shannon distance under which a head is query-aware, in [0, 1] (default 0.1).")
+    var tau: Double?
+    @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: lower budget bound in tokens (default none: one block).")
+    var minBudget: Int?
+    @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: upper budget bound in tokens (default none).")
+    var maxBudget: Int?
 
     /// The config's layer `layer` when `config` is given (the command names that layer
     /// `layerFlag`; `missingLayer` is its error), else one pattern for every head: `--pattern`, or
     /// dense when `missingPattern` is nil (otherwise the error to throw).
     func plan(heads: Int, config: String?, layer: Int?, layerFlag: String, missingLayer: String,
               missingPattern: String? = nil) throws -> LayerPlan {
-        let budgetFlags: [(String, Int?)] = [("--sink", sink), ("--window", window), ("--vertical", vertical), ("--slash", slash), ("--blocks", blocks)]
+        let budgetFlags: [(String, Bool)] = [
+            ("--sink", sink != nil), ("--window", window != nil), ("--vertical", vertical != nil), ("--slash", slash != nil),
+            ("--blocks", blocks != nil), ("--last", last != nil), ("--threshold", threshold != nil), ("--stride", stride != nil),
+            ("--block-size", blockSize != nil), ("--gamma", gamma != nil), ("--tau", tau != nil), ("--min-budget", minBudget != nil),
+            ("--max-budget", maxBudget != nil)]
         if let config {
             guard pattern == nil else { throw ValidationError("use either --pattern or --config, not both") }
-            if let flag = budgetFlags.first(where: { $0.1 != nil }) {
+            if let flag = budgetFlags.first(where: { $0.1 }) {
                 throw ValidationError("\(flag.0) applies to --pattern; --config sets the budgets of every head")
             }
             guard let layer else { throw ValidationError(missingLayer) }
@@ -35,15 +55,18 @@ struct PatternOptions: ParsableArguments {
         if pattern == nil, let missingPattern { throw ValidationError(missingPattern) }
         let name = pattern ?? "dense"
         guard let kind = HeadPattern.Kind(name: name) else {
-            throw ValidationError("unknown --pattern '\(name)'; use dense, a-shape, vertical-slash or block-sparse")
+            throw ValidationError("unknown --pattern '\(name)'; use dense, a-shape, vertical-slash, block-sparse, tri-shape, xattention or flexprefill")
         }
         let allowed: Set<String> = switch kind {
         case .dense: []
         case .aShape: ["--sink", "--window"]
         case .verticalSlash: ["--vertical", "--slash"]
         case .blockSparse: ["--blocks"]
+        case .triShape: ["--sink", "--window", "--last"]
+        case .xAttention: ["--threshold", "--stride", "--block-size"]
+        case .flexPrefill: ["--gamma", "--tau", "--min-budget", "--max-budget", "--block-size"]
         }
-        if let flag = budgetFlags.first(where: { $0.1 != nil && !allowed.contains($0.0) }) {
+        if let flag = budgetFlags.first(where: { $0.1 && !allowed.contains($0.0) }) {
             throw ValidationError("\(flag.0) does not apply to --pattern \(kind.rawValue)")
         }
         let pattern: HeadPattern = switch kind {
@@ -51,6 +74,10 @@ struct PatternOptions: ParsableArguments {
         case .aShape: .aShape(sink: sink ?? 128, window: window ?? 3968)
         case .verticalSlash: .verticalSlash(vertical: vertical ?? 1000, slash: slash ?? 6096)
         case .blockSparse: .blockSparse(blocks: blocks ?? 100)
+        case .triShape: .triShape(sink: sink ?? 128, window: window ?? 3968, last: last ?? 100)
+        case .xAttention: .xAttention(XAttentionParameters(threshold: threshold ?? 0.9, stride: stride ?? 8, blockSize: blockSize ?? 128))
+        case .flexPrefill: .flexPrefill(FlexPrefillParameters(gamma: gamma ?? 0.9, tau: tau ?? 0.1, minBudget: minBudget,
+                                                              maxBudget: maxBudget, blockSize: blockSize ?? 128))
         }
         try pattern.validate()
         return .uniform(pattern, heads: heads)

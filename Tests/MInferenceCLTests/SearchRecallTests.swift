@@ -46,6 +46,12 @@ struct SearchRecallTests {
         case .blockSparse:
             let index = report.indices.blockSparse.first { $0.head == head }!
             return PatternReference.coveredKeys(blockSelection: index.selected.map { $0.map(Int.init) }, query: i, length: n)
+        case .triShape(let sink, let window, let last):
+            return i >= n - min(last, n) ? Array(0...i) : PatternReference.coveredKeys(aShapeSink: sink, window: window, query: i)
+        case .xAttention, .flexPrefill:
+            let index = report.indices.xAttention.first { $0.head == head } ?? report.indices.flexPrefill.first { $0.blocks.head == head }!.blocks
+            let size = index.blockSize
+            return (0...i).filter { index.selected[i / size].contains(Int32($0 / size)) }
         }
     }
 

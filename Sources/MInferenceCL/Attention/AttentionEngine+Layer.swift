@@ -68,6 +68,8 @@ extension AttentionEngine {
             guard pattern.kind != .dense else { return pattern }
             if problem.queryLength == 1 && problem.keyLength > 1 { return .dense }
             if options.denseFallback == .automatic, problem.keyLength < profile.denseThreshold(pattern.kind) { return .dense }
+            if case .flexPrefill(let parameters) = pattern,
+               FlexPrefillPipeline.runsDense(keyLength: problem.keyLength, parameters: parameters) { return .dense }
             return pattern
         }
     }
@@ -147,6 +149,52 @@ extension AttentionEngine {
             encoded.add(.blockSparse, events)
             encoded.blockSparse = (pipeline, selection, blockSparse.map(\.head))
         }
+
+        let triShape = slotsOf(.triShape)
+        if !triShape.isEmpty {
+            let budgets = triShape.map { entry -> (sink: Int, window: Int, last: Int) in
+                guard case .triShape(let sink, let window, let last) = executed[entry.head] else { fatalError("grouped by kind") }
+                return (sink, window, last)
+            }
+            let slotBuffer = try scratch.copying(triShape.map(\.slot), "tri-shape slots")
+            let kernel = TriShapeKernel(context: context, problem: problem, config: config, slots: triShape.map(\.slot),
+                                        budgets: budgets.map { ($0.sink, $0.window) }, last: budgets[0].last, workspace: scratch.workspace)
+            var events = PhaseEvents()
+            try kernel.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
+            encoded.add(.triShape, events)
+            encoded.triShape = zip(triShape, budgets).map { entry, budget in
+                (entry.head, kernel.coveredPairs(sink: budget.sink, window: budget.window))
+            }
+        }
+
+        let xAttention = slotsOf(.xAttention)
+        if !xAttention.isEmpty {
+            guard case .xAttention(let parameters) = executed[xAttention[0].head] else { fatalError("grouped by kind") }
+            let slotBuffer = try scratch.copying(xAttention.map(\.slot), "xattention slots")
+            let pipeline = XAttentionPipeline(context: context, problem: problem, config: config, slots: xAttention.map(\.slot),
+                                              parameters: parameters,
+                                              tensorCores: context.tensorCorePath != .portable && problem.inputDType != .f32,
+                                              workspace: scratch.workspace)
+            var events = PhaseEvents()
+            let (lists, pairs) = try pipeline.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
+            encoded.add(.xAttention, events)
+            encoded.blockLists.append(.init(kind: .xAttention, geometry: pipeline.blocks, lists: lists, pairs: pairs,
+                                            heads: xAttention.map(\.head), flexPrefill: nil))
+        }
+
+        let flexPrefill = slotsOf(.flexPrefill)
+        if !flexPrefill.isEmpty {
+            guard case .flexPrefill(let parameters) = executed[flexPrefill[0].head] else { fatalError("grouped by kind") }
+            let slotBuffer = try scratch.copying(flexPrefill.map(\.slot), "flexprefill slots")
+            let pipeline = FlexPrefillPipeline(context: context, problem: problem, config: config, slots: flexPrefill.map(\.slot),
+                                               parameters: parameters, estimation: options.estimation ?? profile.estimation,
+                                               workspace: scratch.workspace)
+            var events = PhaseEvents()
+            let (lists, choice, pairs) = try pipeline.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
+            encoded.add(.flexPrefill, events)
+            encoded.blockLists.append(.init(kind: .flexPrefill, geometry: pipeline.blocks, lists: lists, pairs: pairs,
+                                            heads: flexPrefill.map(\.head), flexPrefill: (pipeline, choice)))
+        }
         return encoded
     }
 
@@ -179,6 +227,19 @@ struct EncodedLayer {
     var aShape: [(head: Int, sink: Int, window: Int)] = []
     var verticalSlash: (pipeline: VerticalSlashPipeline, indices: VerticalSlashPipeline.Indices, heads: [Int])?
     var blockSparse: (pipeline: BlockSparsePipeline, selection: TopKKernel.Selection, heads: [Int])?
+    var triShape: [(head: Int, pairs: Int)] = []
+    var blockLists: [BlockListGroup] = []
+
+    /// A group of heads that ran B-block lists (XAttention or FlexPrefill).
+    struct BlockListGroup {
+        var kind: HeadPattern.Kind
+        var geometry: BlockListAttention
+        var lists: BlockLists
+        /// [slots * query blocks] Int64.
+        var pairs: DeviceBuffer
+        var heads: [Int]
+        var flexPrefill: (pipeline: FlexPrefillPipeline, choice: FlexPrefillPipeline.Choice)?
+    }
 
     init(problem: AttentionProblem, plan: LayerPlan, executed: [HeadPattern], profile: String) {
         self.problem = problem
@@ -223,6 +284,20 @@ struct EncodedLayer {
                 result.addPairs(head: head, index.coveredPairs(length: problem.keyLength, first: shift))
             }
             if collectIndices { result.indices.blockSparse = lists }
+        }
+        for entry in triShape { result.addPairs(head: entry.head, entry.pairs) }
+        for group in blockLists {
+            let rows = group.geometry.queryBlocks
+            let pairs = try group.pairs.read(as: Int64.self, count: group.heads.count * rows)
+            for (s, head) in group.heads.enumerated() {
+                result.addPairs(head: head, Int(pairs[(s * rows)..<((s + 1) * rows)].reduce(0, +)))
+            }
+            guard collectIndices else { continue }
+            if let (pipeline, choice) = group.flexPrefill {
+                result.indices.flexPrefill = try pipeline.download(group.lists, choice, heads: pipeline.slots)
+            } else {
+                result.indices.xAttention = try group.geometry.download(group.lists, heads: group.geometry.slots)
+            }
         }
         return result
     }

@@ -45,6 +45,7 @@ public struct DeviceMemoryPlan: Sendable, Hashable {
         }
         groups.append(Self.bytes(count(.dense), 4))
         groups.append(Self.bytes(count(.aShape), 12))
+        groups.append(Self.bytes(count(.triShape), 12))
 
         let vs = count(.verticalSlash)
         if vs > 0 {
@@ -88,6 +89,37 @@ public struct DeviceMemoryPlan: Sendable, Hashable {
             groups.append([pooled, scores, selection].reduce(0) { $0.addingSaturating($1) })
             note("block scores", scores)
             note("top-k indices", Self.bytes(bs, nb, stride, 4))
+        }
+        let xa = count(.xAttention)
+        if xa > 0, let x = heads.lazy.compactMap({ pattern -> XAttentionParameters? in
+            if case .xAttention(let x) = pattern { return x } else { return nil }
+        }).first {
+            let nb = (n + x.blockSize - 1) / x.blockSize, columns = (n + x.stride - 1) / x.stride
+            let element = p.inputDType == .f32 ? 4 : 2
+            let keys = Self.bytes(p.batch, p.headsKV, columns, x.stride * d, element)
+            let rowsPerChunk = max(1, min(nb, XAttentionPipeline.chunkBytes / max(1, Self.bytes(xa, x.stridedRowsPerBlock, columns, 4))))
+                * x.stridedRowsPerBlock
+            let antidiagonal = Self.bytes(xa, rowsPerChunk, columns, 4)
+            let queries = Self.bytes(xa, rowsPerChunk, x.stride * d, element)
+            let scores = Self.bytes(xa, nb, nb, 4)
+            groups.append([keys, antidiagonal, queries, scores, scores, Self.bytes(xa, nb, 12)].reduce(0) { $0.addingSaturating($1) })
+            note("xattention antidiagonal scores", antidiagonal)
+            note("xattention block scores", scores)
+        }
+
+        let fp = count(.flexPrefill)
+        if fp > 0, let f = heads.lazy.compactMap({ pattern -> FlexPrefillParameters? in
+            if case .flexPrefill(let f) = pattern { return f } else { return nil }
+        }).first {
+            let nb = (n + f.blockSize - 1) / f.blockSize, lastRows = min(f.blockSize, p.queryLength)
+            let logits = Self.bytes(fp, lastRows, n, 4)
+            let estimate = [logits, Self.bytes(p.batch, p.headsKV, n, d, 4), Self.bytes(2, fp, n, 4)].reduce(0) { $0.addingSaturating($1) }
+            let pooled = Self.bytes(fp, nb, nb, 4)
+            // pooled attention, its top-k, the row lists and their flags
+            let index = [pooled, pooled, pooled, Self.bytes(fp, nb, nb), Self.bytes(4, fp, nb, 4)].reduce(0) { $0.addingSaturating($1) }
+            groups.append(estimate.addingSaturating(index))
+            note("flexprefill pooled attention", pooled)
+            note("last-query logits", logits)
         }
         scratchBytes = groups.max() ?? 0
     }

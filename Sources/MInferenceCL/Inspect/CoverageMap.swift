@@ -23,15 +23,16 @@ extension HeadCoverage {
         }
         for i in 0..<n { add(0..<(i + 1), row: cellOf[i], into: &causal) }
         switch self {
-        case .dense, .aShape:
+        case .dense, .aShape, .triShape:
             for i in 0..<n {
                 for range in ranges(query: i, length: n) { add(range, row: cellOf[i], into: &covered) }
             }
         case .verticalSlash, .blockSparse:
             // The rows of a row block read the same ranges: count a range once per run of rows
             // in one picture row when all of them see all of it, per row only near the diagonal.
-            for m in 0..<KernelCost.rowBlocks(length: n) {
-                let blockRows = (m * KernelCost.tileRows)..<min(m * KernelCost.tileRows + KernelCost.tileRows, n)
+            let size = rowBlockSize
+            for m in 0..<((n + size - 1) / size) {
+                let blockRows = (m * size)..<min(m * size + size, n)
                 let ranges = rowBlockRanges(m, length: n)
                 var a = blockRows.lowerBound
                 while a < blockRows.upperBound {

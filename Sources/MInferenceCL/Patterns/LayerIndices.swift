@@ -5,6 +5,27 @@ public struct LayerIndices: Sendable {
     public var verticalSlash: [VerticalSlashHeadIndices] = []
     /// One entry per flattened query head that ran block-sparse, in head order.
     public var blockSparse: [BlockSparseHeadIndices] = []
+    /// One entry per flattened query head that ran XAttention, in head order (blocks of its
+    /// block size).
+    public var xAttention: [BlockSparseHeadIndices] = []
+    /// One entry per flattened query head that ran FlexPrefill, in head order.
+    public var flexPrefill: [FlexPrefillHeadIndices] = []
+}
+
+/// One FlexPrefill head's choice and blocks (docs/PREFILL-METHODS.md 5.5-5.8).
+public struct FlexPrefillHeadIndices: Sendable {
+    /// Whether the head was query-aware (Jensen-Shannon distance below tau); else it ran block
+    /// vertical-slash.
+    public var queryAware: Bool
+    /// The Jensen-Shannon distance of the head's estimate (NaN where a pooled probability was 0).
+    public var distance: Float
+    /// The vertical key blocks selected (block 0 always among them), ascending.
+    public var verticalBlocks: [Int32]
+    /// The slash blocks s selected (block diagonal nb - 1 - s; nb - 1 always among them), ascending.
+    public var slashBlocks: [Int32]
+    /// The key blocks each query block visits (the union of the verticals, slashes and
+    /// query-aware blocks).
+    public var blocks: BlockSparseHeadIndices
 }
 
 /// One vertical-slash head's selection and upstream-format block index.
@@ -72,26 +93,43 @@ public struct VerticalSlashHeadIndices: Sendable {
 public struct BlockSparseHeadIndices: Sendable {
     /// Flattened query head (batch × Hq + h).
     public var head: Int
-    /// Per query block firstQueryBlock + m < ceil(Nk / 64), the key blocks visited, ascending.
+    /// Per query block firstQueryBlock + m < ceil(Nk / blockSize), the key blocks visited, ascending.
     public var selected: [[Int32]]
-    /// The 64-position block of the first query: 0 in prefill, (Nk - Nq) / 64 for a chunk.
+    /// The block of the first query: 0 in prefill, (Nk - Nq) / blockSize for a chunk.
     public var firstQueryBlock: Int = 0
+    /// Rows per query block and keys per key block: 64 for block-sparse, the method's block size
+    /// (default 128) for XAttention and FlexPrefill.
+    public var blockSize: Int = 64
 
-    /// (query block, key block) pairs, sorted; query blocks are positions / 64.
+    /// (query block, key block) pairs, sorted; query blocks are positions / blockSize.
     public var pairs: [(queryBlock: Int32, keyBlock: Int32)] {
         selected.enumerated().flatMap { m, blocks in blocks.map { (Int32(firstQueryBlock + m), $0) } }
+    }
+
+    /// The same key set in 64-row blocks of 64-key blocks (the block-sparse kernel's and
+    /// recall.cl's granularity): each listed block of B keys is B / 64 blocks, for each of the
+    /// B / 64 row blocks of its query block, up to the length `n`. A prefill's lists only.
+    func in64Blocks(length n: Int) -> BlockSparseHeadIndices {
+        guard blockSize != 64 else { return self }
+        let parts = blockSize / 64, rows = (n + 63) / 64
+        let selected = (0..<rows).map { m -> [Int32] in
+            let list = m / parts < self.selected.count ? self.selected[m / parts] : []
+            return list.flatMap { b in (0..<parts).map { Int32(Int(b) * parts + $0) } }.filter { Int($0) * 64 < n && Int($0) <= m }
+        }
+        return BlockSparseHeadIndices(head: head, selected: selected, firstQueryBlock: firstQueryBlock * parts, blockSize: 64)
     }
 
     /// Causal pairs the kernel covers with these blocks for the query positions from `first`
     /// (0 in prefill, Nk - Nq for a chunk) to the key length n.
     func coveredPairs(length n: Int, first: Int = 0) -> Int {
         var total = 0
-        for (i, blocks) in selected.enumerated() where (firstQueryBlock + i) * 64 < n {
+        let size = blockSize
+        for (i, blocks) in selected.enumerated() where (firstQueryBlock + i) * size < n {
             let m = firstQueryBlock + i
-            let rowBegin = max(m * 64, first), rowEnd = min(m * 64 + 64, n)
+            let rowBegin = max(m * size, first), rowEnd = min(m * size + size, n)
             for b in blocks {
-                let lo = Int(b) * 64
-                total += causalPairs(rows: rowBegin..<rowEnd, keys: lo..<min(lo + 64, n))
+                let lo = Int(b) * size
+                total += causalPairs(rows: rowBegin..<rowEnd, keys: lo..<min(lo + size, n))
             }
         }
         return total

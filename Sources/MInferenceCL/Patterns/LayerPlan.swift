@@ -39,6 +39,17 @@ public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
                     throw AttentionError.unsupported("head \(h): \(pattern.kind.rawValue) needs Nq <= Nk (a prefill or a chunk of one, queries at the end); got Nq \(problem.queryLength), Nk \(problem.keyLength)")
                 }
             }
+            let shift = problem.keyLength - problem.queryLength
+            if let block = pattern.blockSize, shift % block != 0, problem.queryLength > 1 {
+                throw AttentionError.unsupported("head \(h): \(pattern.kind.rawValue) in a chunk needs the chunk to start on a block boundary (Nk - Nq = \(shift) is not a multiple of its block size \(block))")
+            }
+        }
+        // One launch per kind runs one parameter set (Tri-shape: one dense tail length).
+        for kind in [HeadPattern.Kind.triShape, .xAttention, .flexPrefill] {
+            let settings = Set(heads.compactMap { $0.kind == kind ? $0.launchSetting : nil })
+            guard settings.count <= 1 else {
+                throw AttentionError.unsupported("the \(kind.rawValue) heads of a layer must share \(kind == .triShape ? "one last" : "one parameter set"); got \(settings.count) different ones")
+            }
         }
     }
 
@@ -74,5 +85,26 @@ public struct SparseOptions: Sendable, Hashable {
         self.denseFallback = denseFallback
         self.collectIndices = collectIndices
         self.estimation = estimation
+    }
+}
+
+extension HeadPattern {
+    /// The block size of XAttention and FlexPrefill heads (nil for the other patterns).
+    var blockSize: Int? {
+        switch self {
+        case .xAttention(let x): x.blockSize
+        case .flexPrefill(let f): f.blockSize
+        default: nil
+        }
+    }
+
+    /// What the heads of one launch must share: Tri-shape's `last`, XAttention's and FlexPrefill's
+    /// whole parameter set.
+    var launchSetting: String? {
+        switch self {
+        case .triShape(_, _, let last): "\(last)"
+        case .xAttention, .flexPrefill: description
+        default: nil
+        }
     }
 }

@@ -139,11 +139,14 @@ public struct PatternConfig: Sendable, Equatable {
             }
         }
 
-        let pattern: HeadPattern = switch kind {
-        case .dense: .dense
-        case .aShape: .aShape(sink: v, window: s)
-        case .verticalSlash: .verticalSlash(vertical: v, slash: s)
-        case .blockSparse: HeadPattern.defaultBlockSparse
+        let pattern: HeadPattern
+        switch kind {
+        case .dense: pattern = .dense
+        case .aShape: pattern = .aShape(sink: v, window: s)
+        case .verticalSlash: pattern = .verticalSlash(vertical: v, slash: s)
+        case .blockSparse: pattern = HeadPattern.defaultBlockSparse
+        case .triShape, .xAttention, .flexPrefill:
+            throw bad("'\(name)' is one of upstream's whole-model methods (attn_type), not a per-head pattern of this format; run it with --pattern \(kind.rawValue)")
         }
         return (pattern, score)
     }
@@ -202,6 +205,8 @@ public struct PatternConfig: Sendable, Equatable {
                 switch pattern {
                 case .dense:
                     throw refuse(layer, head, "dense has no name in MInference's format")
+                case .triShape, .xAttention, .flexPrefill:
+                    throw refuse(layer, head, "\(pattern.kind.rawValue) is a whole-model method upstream; MInference's per-head format has no entry for it")
                 case .aShape(let sink, let window):
                     (upstream, v, s) = ("stream_llm", sink, window)
                 case .verticalSlash(let vertical, let slash):

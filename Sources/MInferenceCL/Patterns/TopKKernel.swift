@@ -17,6 +17,12 @@ struct TopKKernel {
         var rowsPerGroup: Int
         /// k of each group of rowsPerGroup rows (clamped to the row length by the kernel).
         var kOfGroup: [Int32]
+        /// The k of each group computed on the device (int32), instead of `kOfGroup`; with it,
+        /// `maxK` bounds every k (the output's row length).
+        var kBuffer: DeviceBuffer? = nil
+        var maxK = 0
+        /// Rows sharing one k: `rowsPerGroup` (nil), or e.g. 1 for a k per row.
+        var rowsPerK: Int? = nil
     }
 
     struct Selection {
@@ -30,15 +36,15 @@ struct TopKKernel {
     static func enqueue(context: ComputeContext, _ rows: Rows, scratch: Scratch? = nil,
                         role: String = "top-k") throws -> (Selection, CommandEvent) {
         let scratch = scratch ?? Scratch(context: context, workspace: nil)
-        let stride = max(1, Int(rows.kOfGroup.max() ?? 1))
+        let stride = max(1, rows.kBuffer == nil ? Int(rows.kOfGroup.max() ?? 1) : rows.maxK)
         let indices = try scratch.buffer("\(role) indices", byteCount: rows.count * stride * 4)
         let counts = try scratch.buffer("\(role) counts", byteCount: rows.count * 4)
-        let ks = try scratch.copying(rows.kOfGroup, "\(role) budgets")
+        let ks = try rows.kBuffer ?? scratch.copying(rows.kOfGroup, "\(role) budgets")
         let program = try context.program(KernelSource.named(file), options: BuildOptions(defines: ["TOPK_THREADS": "\(threads)"]))
         let event = try context.launch(
             program, "topk_rows", global: [rows.count * threads], local: [threads],
             [.buffer(rows.scores), .ulong(UInt64(rows.stride)), .int(rows.length), .int(rows.causal ? 1 : 0),
-             .int(rows.causalFirst), .int(rows.rowsPerGroup), .buffer(ks), .buffer(indices), .int(stride), .buffer(counts)])
+             .int(rows.causalFirst), .int(rows.rowsPerGroup), .buffer(ks), .int(rows.rowsPerK ?? rows.rowsPerGroup), .buffer(indices), .int(stride), .buffer(counts)])
         return (Selection(indices: indices, counts: counts, stride: stride), event)
     }
 }

@@ -89,9 +89,20 @@ package struct LayerVerification: Sendable {
             let selected = index.selected.map { $0.map(Int.init) }
             covered[index.head] = { PatternReference.coveredKeys(blockSelection: selected, query: $0, length: n) }
         }
+        let blockLists = report.indices.xAttention + report.indices.flexPrefill.map(\.blocks)
+        for index in blockLists {
+            let selected = index.selected.map { $0.map(Int.init) }, size = index.blockSize
+            covered[index.head] = { i in
+                selected[i / size].flatMap { b in (b * size)..<min(b * size + size, i + 1) }.sorted()
+            }
+        }
         for head in 0..<(problem.batch * problem.headsQ) where covered[head] == nil {
             switch report.executed[head % problem.headsQ] {
             case .aShape(let sink, let window): covered[head] = { PatternReference.coveredKeys(aShapeSink: sink, window: window, query: $0) }
+            case .triShape(let sink, let window, let last):
+                covered[head] = { i in
+                    i >= n - min(last, n) ? Array(0...i) : PatternReference.coveredKeys(aShapeSink: sink, window: window, query: i)
+                }
             case .dense: covered[head] = { Array(reference.denseKeys(query: $0)) }
             default: continue
             }

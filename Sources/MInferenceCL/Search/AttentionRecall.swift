@@ -77,18 +77,21 @@ public final class AttentionRecall: @unchecked Sendable {
             throw AttentionError.invalidArgument("head \(bad.head) outside 0..<\(heads) (flattened batch * Hq)")
         }
         var result = [Double](repeating: 0, count: coverages.count)
-        var aShape: [(slot: Int, head: Int, sink: Int, window: Int)] = []
+        var aShape: [(slot: Int, head: Int, sink: Int, window: Int, denseFrom: Int)] = []
         var verticalSlash: [(slot: Int, head: Int, index: VerticalSlashHeadIndices)] = []
         var blockSparse: [(slot: Int, head: Int, index: BlockSparseHeadIndices)] = []
         for (slot, (head, coverage)) in coverages.enumerated() {
             switch coverage {
-            case .dense: aShape.append((slot, head, n, n))
-            case .aShape(let sink, let window): aShape.append((slot, head, sink, window))
+            case .dense: aShape.append((slot, head, n, n, n))
+            case .aShape(let sink, let window): aShape.append((slot, head, sink, window, n))
+            case .triShape(let sink, let window, let last): aShape.append((slot, head, sink, window, n - min(last, n)))
             case .verticalSlash(let index): verticalSlash.append((slot, head, index))
-            case .blockSparse(let index): blockSparse.append((slot, head, index))
+            case .blockSparse(let index): blockSparse.append((slot, head, index.in64Blocks(length: n)))
             }
         }
-        for (entry, value) in zip(aShape, try recall(aShape: aShape.map { ($0.head, $0.sink, $0.window) })) { result[entry.slot] = value }
+        for (entry, value) in zip(aShape, try recall(aShape: aShape.map { ($0.head, $0.sink, $0.window, $0.denseFrom) })) {
+            result[entry.slot] = value
+        }
         if !verticalSlash.isEmpty {
             let values = try recall(verticalSlash: verticalSlash.map { Int32($0.head) }, indices: try upload(verticalSlash.map(\.index)))
             for (entry, value) in zip(verticalSlash, values) { result[entry.slot] = value }
@@ -103,12 +106,14 @@ public final class AttentionRecall: @unchecked Sendable {
 
     // MARK: One launch per pattern kind
 
-    /// A-shape slots (budgets above N count as N, as in AShapeKernel).
-    func recall(aShape slots: [(head: Int, sink: Int, window: Int)]) throws -> [Double] {
+    /// A-shape slots (budgets above N count as N, as in AShapeKernel); rows from `denseFrom` on
+    /// cover every key (Tri-shape's tail; N for A-shape and dense).
+    func recall(aShape slots: [(head: Int, sink: Int, window: Int, denseFrom: Int)]) throws -> [Double] {
         guard !slots.isEmpty else { return [] }
         let sinks = try DeviceBuffer(context: context, copying: slots.map { Int32(min($0.sink, n)) }, label: "recall sinks")
         let windows = try DeviceBuffer(context: context, copying: slots.map { Int32(min($0.window, n)) }, label: "recall windows")
-        return try launch("covered_mass_a_shape", heads: slots.map { Int32($0.head) }, [.buffer(sinks), .buffer(windows)])
+        let denseFrom = try DeviceBuffer(context: context, copying: slots.map { Int32($0.denseFrom) }, label: "recall dense rows")
+        return try launch("covered_mass_a_shape", heads: slots.map { Int32($0.head) }, [.buffer(sinks), .buffer(windows), .buffer(denseFrom)])
     }
 
     /// Vertical-slash slots over index lists laid out as VerticalSlashPipeline builds them

@@ -9,8 +9,11 @@ public enum HeadCoverage: Sendable {
     case aShape(sink: Int, window: Int)
     /// The 64-key windows and columns of a vertical-slash head's block-form index.
     case verticalSlash(VerticalSlashHeadIndices)
-    /// The key blocks a block-sparse head selected per query block.
+    /// The key blocks a block-sparse, XAttention or FlexPrefill head selected per query block
+    /// (of the index's block size).
     case blockSparse(BlockSparseHeadIndices)
+    /// A-shape before the last `last` queries, every causal key for those.
+    case triShape(sink: Int, window: Int, last: Int)
 
     /// The coverage of `head` (flattened) in a layer run made with `SparseOptions.collectIndices`.
     /// Throws ``AttentionError/invalidArgument(_:)`` when the head's indices were not collected.
@@ -29,6 +32,17 @@ public enum HeadCoverage: Sendable {
                 throw AttentionError.invalidArgument("head \(head) ran block-sparse but its indices were not collected (SparseOptions.collectIndices)")
             }
             self = .blockSparse(index)
+        case .triShape(let sink, let window, let last): self = .triShape(sink: sink, window: window, last: last)
+        case .xAttention:
+            guard let index = report.indices.xAttention.first(where: { $0.head == head }) else {
+                throw AttentionError.invalidArgument("head \(head) ran xattention but its indices were not collected (SparseOptions.collectIndices)")
+            }
+            self = .blockSparse(index)
+        case .flexPrefill:
+            guard let index = report.indices.flexPrefill.first(where: { $0.blocks.head == head }) else {
+                throw AttentionError.invalidArgument("head \(head) ran flexprefill but its indices were not collected (SparseOptions.collectIndices)")
+            }
+            self = .blockSparse(index.blocks)
         }
     }
 
@@ -41,15 +55,16 @@ public enum HeadCoverage: Sendable {
             let c = r.clamped(to: visible)
             return c.isEmpty ? nil : c
         }
-        let m = i / KernelCost.tileRows
         switch self {
         case .dense:
             return [visible]
         case .aShape(let sink, let window):
             let windowStart = max(0, i - min(window, n) + 1)
             return [clip(0..<min(sink, windowStart)), clip(windowStart..<(i + 1))].compactMap { $0 }
+        case .triShape(let sink, let window, let last):
+            return i >= n - min(last, n) ? [visible] : HeadCoverage.aShape(sink: sink, window: window).ranges(query: i, length: n)
         case .verticalSlash, .blockSparse:
-            return rowBlockRanges(m, length: n).compactMap(clip)
+            return rowBlockRanges(i / rowBlockSize, length: n).compactMap(clip)
         }
     }
 
@@ -59,7 +74,9 @@ public enum HeadCoverage: Sendable {
         case .dense: KernelCost.dense(length: n)
         case .aShape(let sink, let window): KernelCost.aShape(length: n, sink: sink, window: window)
         case .verticalSlash(let index): KernelCost.verticalSlash(length: n, blockCount: index.blockCount, columnCount: index.columnCount)
-        case .blockSparse(let index): KernelCost(tiles: index.selected.reduce(0) { $0 + $1.count }, length: n)
+        case .blockSparse(let index):
+            KernelCost(tiles: index.selected.reduce(0) { $0 + $1.count } * (index.blockSize / 64) * (index.blockSize / 64), length: n)
+        case .triShape(let sink, let window, let last): KernelCost.triShape(length: n, sink: sink, window: window, last: last)
         }
     }
 
@@ -68,10 +85,15 @@ public enum HeadCoverage: Sendable {
         switch self {
         case .dense: return n * (n + 1) / 2
         case .aShape(let sink, let window): return AShapeKernel.coveredPairs(length: n, sink: min(sink, n), window: min(window, n))
+        case .triShape(let sink, let window, let last):
+            let denseFrom = n - min(last, n)
+            return AShapeKernel.coveredPairs(positions: 0..<denseFrom, sink: min(sink, n), window: min(window, n))
+                + (denseFrom..<n).reduce(0) { $0 + $1 + 1 }
         case .verticalSlash, .blockSparse:
             var pairs = 0
-            for m in 0..<KernelCost.rowBlocks(length: n) {
-                let rows = (m * KernelCost.tileRows)..<min(m * KernelCost.tileRows + KernelCost.tileRows, n)
+            let size = rowBlockSize
+            for m in 0..<((n + size - 1) / size) {
+                let rows = (m * size)..<min(m * size + size, n)
                 for keys in rowBlockRanges(m, length: n) { pairs += causalPairs(rows: rows, keys: keys) }
             }
             return pairs
@@ -81,9 +103,9 @@ public enum HeadCoverage: Sendable {
     /// The key ranges every row of row block `m` may read before the causal mask (index-list
     /// patterns only: vertical-slash windows then columns, block-sparse blocks), clipped to N.
     func rowBlockRanges(_ m: Int, length n: Int) -> [Range<Int>] {
-        func window(_ lo: Int) -> Range<Int>? { lo < n ? lo..<min(lo + KernelCost.tileKeys, n) : nil }
+        func window(_ lo: Int) -> Range<Int>? { lo < n ? lo..<min(lo + rowBlockSize, n) : nil }
         switch self {
-        case .dense, .aShape: preconditionFailure("per-row-block ranges exist for index-list patterns only")
+        case .dense, .aShape, .triShape: preconditionFailure("per-row-block ranges exist for index-list patterns only")
         case .verticalSlash(let index):
             return (0..<Int(index.blockCount[m])).compactMap { window(Int(index.blockOffset[m * index.nnzS + $0])) }
                 + (0..<Int(index.columnCount[m])).map { e in
@@ -91,7 +113,13 @@ public enum HeadCoverage: Sendable {
                     return c..<(c + 1)
                 }
         case .blockSparse(let index):
-            return index.selected[m].compactMap { window(Int($0) * KernelCost.tileKeys) }
+            return index.selected[m].compactMap { window(Int($0) * index.blockSize) }
         }
+    }
+
+    /// Rows per index row (and keys per listed block): 64, or a block list's block size.
+    var rowBlockSize: Int {
+        if case .blockSparse(let index) = self { return index.blockSize }
+        return KernelCost.tileRows
     }
 }

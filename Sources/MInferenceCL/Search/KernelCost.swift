@@ -50,6 +50,25 @@ public struct KernelCost: Sendable, Hashable, CustomStringConvertible {
         return KernelCost(tiles: tiles, length: n)
     }
 
+    /// Tri-shape: the A-shape tiles of the rows before the last `last`, the dense causal tiles
+    /// (ceil(end / 64) per 64-row block) of the rest; a block holding both kinds counts both.
+    public static func triShape(length n: Int, sink: Int, window: Int, last: Int) -> KernelCost {
+        let denseFrom = n - min(last, n)
+        let sink = min(sink, n), window = min(window, n)
+        var tiles = 0
+        for m in 0..<rowBlocks(length: n) {
+            let start = m * tileRows, end = min(start + tileRows, n)
+            if start < denseFrom {
+                let aEnd = min(end, denseFrom)
+                let sinkEnd = min(sink, aEnd)
+                let windowBegin = max(sinkEnd, start - window + 1)
+                tiles += (sinkEnd + tileKeys - 1) / tileKeys + (aEnd - windowBegin + tileKeys - 1) / tileKeys
+            }
+            if end > denseFrom { tiles += (end + tileKeys - 1) / tileKeys }
+        }
+        return KernelCost(tiles: tiles, length: n)
+    }
+
     /// Vertical-slash (vertical_slash_attention): per row block its block_count 64-key windows
     /// plus its column_count gathered columns, 64 per tile.
     public static func verticalSlash<C: Collection<Int32>>(length n: Int, blockCount: C, columnCount: C) -> KernelCost {

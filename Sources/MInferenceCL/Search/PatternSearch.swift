@@ -53,7 +53,7 @@ public struct PatternSearch: Sendable {
         // A-shape: analytic cost, one recall launch for every (head, sink, window).
         let aShapes = aShapeBudgets(length: n, levels: levels)
         progress("a-shape recall (\(aShapes.count * heads) candidates)")
-        let aShapeSlots = aShapes.flatMap { budget in (0..<heads).map { (head: $0, sink: budget.sink, window: budget.window) } }
+        let aShapeSlots = aShapes.flatMap { budget in (0..<heads).map { (head: $0, sink: budget.sink, window: budget.window, denseFrom: n) } }
         for (slot, value) in zip(aShapeSlots, try recall.recall(aShape: aShapeSlots)) {
             candidates[slot.head].append(SearchCandidate(
                 pattern: .aShape(sink: slot.sink, window: slot.window), cost: KernelCost.aShape(length: n, sink: slot.sink, window: slot.window),

@@ -41,6 +41,8 @@ extension HeadPattern {
         case .aShape(let sink, let window): [1, sink, window]
         case .verticalSlash(let v, let s): [2, v, s]
         case .blockSparse(let blocks): [3, blocks]
+        case .triShape(let sink, let window, let last): [4, sink, window, last]
+        case .xAttention, .flexPrefill: [5]
         }
     }
 }

@@ -158,6 +158,9 @@ public struct SearchReport: Codable, Sendable {
         case .aShape(let sink, let window): ["stream_llm", "\(sink)", "\(window)"]
         case .verticalSlash(let v, let s): ["vertical_and_slash", "\(v)", "\(s)"]
         case .blockSparse(let blocks): ["block_sparse", "\(blocks)", "\(blocks)"]
+        case .triShape(let sink, let window, let last): ["tri_shape", "\(sink)", "\(window)", "\(last)"]
+        case .xAttention(let x): ["xattention", "\(x)"]
+        case .flexPrefill(let f): ["flexprefill", "\(f)"]
         }
     }
 

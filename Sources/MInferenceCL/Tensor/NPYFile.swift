@@ -59,7 +59,9 @@ public enum NPYFile {
         }
     }
 
-    static func encode(descr: String, shape: [Int], data: [UInt8]) -> [UInt8] {
+    /// The bytes of a `.npy` file (format version 1.0, C order) of element type `descr` (numpy's
+    /// descr string, e.g. `|u1`, `<i4`) holding the raw little-endian `data`.
+    public static func encode(descr: String, shape: [Int], data: [UInt8]) -> [UInt8] {
         let shape = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
         let unpadded = magic.count + 2 + 2 + header.utf8.count + 1
