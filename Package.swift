@@ -28,6 +28,7 @@ let kernelFiles = [
     "xattention_index.cl",
     "flexprefill_index.cl",
     "block_lists.cl",
+    "block_list_attention.cl",
 ]
 
 let package = Package(

@@ -79,6 +79,7 @@ void xattn_block_sums(__global const float* a, int a_columns, int first_block, i
     __local float row_max[XATTN_ROWS];
     __local float row_inv[XATTN_ROWS];
     __local float partial[SUM_THREADS];
+    __local float partial_max[SUM_THREADS];
     const int b = first_block + get_group_id(0);
     const int slot = get_group_id(1);
     const int lid = get_local_id(0);
@@ -88,28 +89,35 @@ void xattn_block_sums(__global const float* a, int a_columns, int first_block, i
     for (int i = 0; i < XATTN_ROWS; ++i) {
         const int r = block * XATTN_ROWS + i; /* absolute strided row: columns 0 .. r are visible */
         __global const float* x = rows + (size_t)i * a_columns;
-        float m = -INFINITY;
+        /* online softmax statistics in one pass: running maximum m, sum l of exp2(v - m) */
+        float m = -INFINITY, l = 0.0f;
         if (r < real_rows)
-            for (int c = lid; c <= r; c += SUM_THREADS) m = fmax(m, round_to_input(x[c]) * scale_log2);
-        partial[lid] = m;
+            for (int c = lid; c <= r; c += SUM_THREADS) {
+                const float v = round_to_input(x[c]) * scale_log2;
+                if (v > m) {
+                    l = l * exp2(m - v) + 1.0f;
+                    m = v;
+                } else {
+                    l += exp2(v - m);
+                }
+            }
+        partial_max[lid] = m;
+        partial[lid] = l;
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int s = SUM_THREADS / 2; s > 0; s >>= 1) {
-            if (lid < s) partial[lid] = fmax(partial[lid], partial[lid + s]);
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
-        m = partial[0];
-        barrier(CLK_LOCAL_MEM_FENCE);
-        float sum = 0.0f;
-        if (r < real_rows)
-            for (int c = lid; c <= r; c += SUM_THREADS) sum += exp2(round_to_input(x[c]) * scale_log2 - m);
-        partial[lid] = sum;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int s = SUM_THREADS / 2; s > 0; s >>= 1) {
-            if (lid < s) partial[lid] += partial[lid + s];
+            if (lid < s) {
+                const float m2 = partial_max[lid + s], m1 = partial_max[lid];
+                const float top = fmax(m1, m2);
+                if (top > -INFINITY) {
+                    partial[lid] = (m1 > -INFINITY ? partial[lid] * exp2(m1 - top) : 0.0f)
+                                   + (m2 > -INFINITY ? partial[lid + s] * exp2(m2 - top) : 0.0f);
+                    partial_max[lid] = top;
+                }
+            }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         if (lid == 0) {
-            row_max[i] = m;
+            row_max[i] = partial_max[0];
             row_inv[i] = r < real_rows ? 1.0f / partial[0] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);

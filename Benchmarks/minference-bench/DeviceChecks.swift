@@ -37,6 +37,8 @@ struct DeviceChecks {
             ("tri-shape", .triShape(sink: 64, window: 512, last: 100)),
             ("xattention", .defaultXAttention),
             ("flexprefill", .flexPrefill(FlexPrefillParameters(gamma: 0.9, tau: 0.1))),
+            // 64-blocks: below the wgmma path's 128-row work-groups, so on the sparse kernels
+            ("xattention b64", .xAttention(XAttentionParameters(threshold: 0.8, stride: 4, blockSize: 64))),
         ]
         for (name, pattern) in sparse {
             for dtype in [DType.f16, .bf16] {

@@ -1,7 +1,6 @@
 /// The B-block lists XAttention and FlexPrefill select (docs/PREFILL-METHODS.md 4.8, 5.8): per
-/// query block of B rows, a variable number of key blocks of B keys, ascending. They run on the
-/// block-sparse kernel (CLKernels/sparse_attention.cl) with BLOCK_TILES = B / 64: the same 64-row
-/// work-groups, B keys per listed block, the causal mask per element.
+/// query block of B rows, a variable number of key blocks of B keys, ascending, attended with the
+/// causal mask per element (BlockListAttention).
 struct BlockLists {
     /// [slots * queryBlocks, stride] int32: row (slot, b) lists query block blockBase + b's key
     /// blocks, ascending; `counts[row]` of them are valid.
@@ -30,20 +29,36 @@ struct BlockListAttention {
     var queryBlocks: Int { keyBlocks - blockBase }
 
     /// Enqueues the attention over `lists` and the kernel counting the causal pairs they cover;
-    /// returns the pairs, [slots * queryBlocks] Int64.
+    /// returns the pairs, [slots * queryBlocks] Int64. The lists run on the dense kernel's tile
+    /// configuration (block_list_attention.cl) when B is a multiple of its rows, else on the
+    /// sparse kernels' 64-row work-groups (sparse_attention.cl with BLOCK_TILES = B / 64).
     func run(tensors: LayerTensors, slotBuffer: DeviceBuffer, lists: BlockLists, scratch: Scratch, role: String,
              events: inout PhaseEvents) throws -> DeviceBuffer {
         let tiles = blockSize / 64
-        var options = config.sparse.buildOptions(problem: problem)
-        options.defines["BLOCK_TILES"] = "\(tiles)"
-        let attention = try context.program(KernelSource.named("sparse_attention.cl"), options: tensors.rowOptions(options))
-        let firstRowBlock = shift / 64
-        let rowBlocks = (problem.keyLength + 63) / 64 - firstRowBlock
-        events.add(.kernel, try context.launch(
-            attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
-            tensors.arguments + [.buffer(slotBuffer), .buffer(lists.lists), .buffer(lists.counts), .int(lists.stride),
-             .int(queryBlocks), .int(problem.queryLength), .int(problem.keyLength), .int(firstRowBlock), .int(problem.headsQ),
-             .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
+        if blockSize % config.queryTile == 0 {
+            var options = config.buildOptions(problem: problem)
+            options.defines["BLOCK_TILES"] = "\(tiles)"
+            options.defines["LIST_BLOCK"] = "\(blockSize)"
+            let attention = try context.program(KernelSource.named("block_list_attention.cl"), options: tensors.rowOptions(options))
+            let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
+            events.add(.kernel, try context.launch(
+                attention, "block_list_attention", global: [rowBlocks * config.threads, slots.count], local: [config.threads, 1],
+                tensors.arguments + [.buffer(slotBuffer), .buffer(lists.lists), .buffer(lists.counts), .int(lists.stride),
+                 .int(queryBlocks), .int(problem.queryLength), .int(problem.keyLength), .int(problem.headsQ),
+                 .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
+        } else {
+            var options = config.sparse.buildOptions(problem: problem)
+            options.defines["BLOCK_TILES"] = "\(tiles)"
+            let attention = try context.program(KernelSource.named("sparse_attention.cl"), options: tensors.rowOptions(options))
+            let firstRowBlock = shift / 64
+            let rowBlocks = (problem.keyLength + 63) / 64 - firstRowBlock
+            events.add(.kernel, try context.launch(
+                attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, slots.count],
+                local: [config.sparse.threads, 1],
+                tensors.arguments + [.buffer(slotBuffer), .buffer(lists.lists), .buffer(lists.counts), .int(lists.stride),
+                 .int(queryBlocks), .int(problem.queryLength), .int(problem.keyLength), .int(firstRowBlock), .int(problem.headsQ),
+                 .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
+        }
         let rows = slots.count * queryBlocks
         let pairs = try scratch.buffer("\(role) covered pairs", byteCount: max(1, rows) * 8)
         let program = try context.program(KernelSource.named("block_lists.cl"), options: BuildOptions())

@@ -54,6 +54,29 @@ package struct LayerVerification: Sendable {
                 problems.append("head \(index.head) query block \(m): \(Self.difference(got, want))")
             }
         }
+        for index in report.indices.xAttention {
+            guard case .xAttention(let x) = report.executed[index.head % problem.headsQ] else {
+                problems.append("head \(index.head): xattention indices for a head that ran \(report.executed[index.head % problem.headsQ])")
+                continue
+            }
+            let dtype = problem.inputDType
+            let expected = PatternReference.xAttentionSelection(
+                reference: reference, head: index.head, threshold: x.threshold, stride: x.stride, blockSize: x.blockSize,
+                chunkSize: x.chunkSize, norm: x.norm, rounding: dtype == .f32 ? nil : { Double(dtype.rounded(Float($0))) })
+            Self.compareBlockLists(index, expected, method: "xattention", dtype: dtype, into: &problems)
+        }
+        for head in report.indices.flexPrefill {
+            guard case .flexPrefill(let f) = report.executed[head.blocks.head % problem.headsQ] else {
+                problems.append("head \(head.blocks.head): flexprefill indices for a head that ran \(report.executed[head.blocks.head % problem.headsQ])")
+                continue
+            }
+            let expected = PatternReference.flexPrefillSelection(reference: reference, head: head.blocks.head, gamma: f.gamma, tau: f.tau,
+                                                                 minBudget: f.minBudget, maxBudget: f.maxBudget, blockSize: f.blockSize)
+            if expected.queryAware != head.queryAware {
+                problems.append("head \(head.blocks.head): flexprefill chose \(head.queryAware ? "query-aware" : "vertical-slash") (distance \(head.distance)), the reference \(expected.queryAware ? "query-aware" : "vertical-slash") (distance \(expected.distance), tau \(f.tau))")
+            }
+            Self.compareBlockLists(head.blocks, expected.blocks, method: "flexprefill", dtype: problem.inputDType, into: &problems)
+        }
         let covered = Self.coveredKeys(report: report, reference: reference)
         for head in 0..<(problem.batch * problem.headsQ) where covered[head] == nil {
             problems.append("head \(head): no indices were collected")
@@ -120,6 +143,28 @@ package struct LayerVerification: Sendable {
         let threshold = want.map { scores[$0] }.min() ?? 0
         let scale = max(1e-12, scores.filter(\.isFinite).map(abs).max() ?? 1)
         return a.symmetricDifference(b).allSatisfy { abs(scores[$0] - threshold) <= 1e-5 * scale }
+    }
+
+    /// A block-list method's sets against the reference's. fp32 inputs must agree exactly; with
+    /// fp16/bf16 inputs the device rounds its scores and sums in fp32 where the reference sums in
+    /// float64, so a row whose running sum lands within rounding of the threshold may differ:
+    /// at most 1% of the rows, by at most two blocks each.
+    static func compareBlockLists(_ index: BlockSparseHeadIndices, _ expected: [[Int]], method: String, dtype: DType,
+                                  into problems: inout [String]) {
+        let got = index.selected.map { $0.map(Int.init) }
+        guard got.count == expected.count else {
+            problems.append("head \(index.head): \(method) lists \(got.count) query blocks, the reference \(expected.count)")
+            return
+        }
+        let differing = zip(got, expected).enumerated().filter { $0.element.0 != $0.element.1 }
+        let allowed = dtype == .f32 ? 0 : got.count / 100
+        let large = differing.filter { Set($0.element.0).symmetricDifference($0.element.1).count > 2 }
+        if differing.count > allowed || !large.isEmpty {
+            for (m, (a, b)) in differing.prefix(3) {
+                problems.append("head \(index.head) \(method) query block \(m): \(difference(a, b))")
+            }
+            problems.append("head \(index.head): \(method) differs from the reference in \(differing.count) of \(got.count) query blocks (\(large.count) by more than two blocks; allowed \(allowed) small ones for \(dtype))")
+        }
     }
 
     static func difference(_ got: [Int], _ want: [Int]) -> String {
