@@ -4,19 +4,19 @@ set -u
 export MINFERENCECL_CACHE_DIR=/tmp/mcl-cache
 step=$1
 case $step in
-a)
+check)
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-  git log -1 --format=%h 2>/dev/null
-  timeout 260 bash .gpu/run minference-bench check > $OUT/check.log 2>&1; echo "check rc=$?"
-  grep -E "FAIL|checks|passed|tri-shape|xattention|flexprefill" $OUT/check.log | tail -40
-  rm -rf /tmp/ours; timeout 280 bash .gpu/run minference-bench run --lengths 32768 65536 131072 262144 --one-head-lengths 0 \
-    --patterns tri-shape xattention flexprefill --inputs structured --repeats 5 --masks-out /tmp/ours --out $OUT/ours.json 2>&1 | tail -12
+  timeout 450 bash .gpu/run minference-bench check > $OUT/check.log 2>&1; echo "check rc=$?"
+  grep -vE " ok$" $OUT/check.log | tail -15; grep -cE " ok$" $OUT/check.log
   ;;
-b)
-  ls /tmp/ours
-  timeout 400 python3 Benchmarks/baselines/prefill_methods.py --lengths 32768 65536 131072 262144 --out $OUT/upstream-prefill.json \
-    --masks-out /tmp/up > $OUT/prefill.log 2>&1; echo "upstream rc=$?"; tail -25 $OUT/prefill.log
-  (cd /tmp/ours && for f in xattention-N*.npy; do cp $f xattention-triton-${f#xattention-}; cp $f xattention-torch-${f#xattention-}; done)
-  python3 Benchmarks/baselines/compare_masks.py /tmp/up /tmp/ours --json $OUT/mask-compare.json 2>&1 | head -60
+masks)
+  rm -rf /tmp/ours /tmp/up
+  timeout 150 bash .gpu/run minference-bench run --lengths 131072 262144 --one-head-lengths 0 --patterns xattention flexprefill \
+    --inputs structured --repeats 1 --warmup 0 --masks-out /tmp/ours --out /tmp/masks-run.json 2>&1 | tail -6
+  timeout 200 python3 Benchmarks/baselines/prefill_methods.py --lengths 131072 262144 --methods xattention_triton flexprefill \
+    --warmup 1 --repeat 1 --out /tmp/up.json --masks-out /tmp/up > $OUT/prefill-masks.log 2>&1; echo "upstream rc=$?"
+  (cd /tmp/ours && for f in xattention-N*.npy; do mv $f xattention-triton-${f#xattention-}; done)
+  python3 Benchmarks/baselines/compare_masks.py /tmp/up /tmp/ours --json $OUT/mask-compare.json > $OUT/mask-compare.log 2>&1
+  echo "compare rc=$?"; grep -v "^    " $OUT/mask-compare.log
   ;;
 esac

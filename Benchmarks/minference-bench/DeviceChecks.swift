@@ -87,6 +87,10 @@ struct DeviceChecks {
             ("chunk: vertical-slash", try p(32, 8, 2051, 128, .f16), .uniform(.verticalSlash(vertical: 200, slash: 400), heads: 32), 1300),
             ("chunk: block-sparse", try p(32, 8, 2051, 128, .bf16), .uniform(.blockSparse(blocks: 12), heads: 32), 1280),
             ("chunk: mixed layer", try p(9, 3, 1000, 64, .f16), mixed, 512),
+            // the last chunk: its final 100 rows are the prompt's dense tail
+            ("chunk: tri-shape", try p(32, 8, 2051, 128, .f16), .uniform(.triShape(sink: 64, window: 512, last: 100), heads: 32), 1333),
+            // a chunk starting on a block boundary: the estimate of its query blocks is the prompt's
+            ("chunk: xattention", try p(32, 8, 2051, 128, .bf16), .uniform(.defaultXAttention, heads: 32), 1280),
         ]
     }
 
