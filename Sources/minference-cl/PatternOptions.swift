@@ -32,6 +32,8 @@ struct PatternOptions: ParsableArguments {
     var minBudget: Int?
     @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: upper budget bound in tokens (default none).")
     var maxBudget: Int?
+    @Option(name: .long, parsing: .unconditional, help: "TriangleMix: layers from this index on run tri-shape (--sink, --window, --last; defaults TriangleMix's 8, 512, 128), the layers before run --config's patterns (upstream tri_mix_minference) or dense (tri_mix). 0 is upstream's effective default (every layer tri-shape); its material uses 16 for Llama-3.1-8B, 20 for Qwen2.5-7B.")
+    var triMixStart: Int?
 
     /// The config's layer `layer` when `config` is given (the command names that layer
     /// `layerFlag`; `missingLayer` is its error), else one pattern for every head: `--pattern`, or
@@ -43,6 +45,17 @@ struct PatternOptions: ParsableArguments {
             ("--blocks", blocks != nil), ("--last", last != nil), ("--threshold", threshold != nil), ("--stride", stride != nil),
             ("--block-size", blockSize != nil), ("--gamma", gamma != nil), ("--tau", tau != nil), ("--min-budget", minBudget != nil),
             ("--max-budget", maxBudget != nil)]
+        if let triMixStart {
+            guard pattern == nil else { throw ValidationError("--tri-mix-start chooses each layer's pattern; use it without --pattern") }
+            let triShapeFlags: Set<String> = ["--sink", "--window", "--last"]
+            if let flag = budgetFlags.first(where: { $0.1 && !triShapeFlags.contains($0.0) }) {
+                throw ValidationError("\(flag.0) does not apply to --tri-mix-start (its deep layers take --sink, --window and --last)")
+            }
+            guard let layer else { throw ValidationError("\(layerFlag) is needed with --tri-mix-start (the layer decides the pattern)") }
+            let mix = try TriangleMix(startingLayer: triMixStart, triShape: .triShape(sink: sink ?? 8, window: window ?? 512, last: last ?? 128))
+            let shallow = try config.map { LayerPlan(heads: try PatternConfig.load(path: $0).patterns(layer: layer, heads: heads)) }
+            return mix.plan(layer: layer, heads: heads, shallow: layer < triMixStart ? shallow : nil)
+        }
         if let config {
             guard pattern == nil else { throw ValidationError("use either --pattern or --config, not both") }
             if let flag = budgetFlags.first(where: { $0.1 }) {
@@ -86,7 +99,7 @@ struct PatternOptions: ParsableArguments {
     /// One plan per layer of a model: layer l's heads from `config`, or `--pattern` for every layer.
     func layerPlans(layers: Int, heads: Int, config: String?, missingPattern: String? = nil) throws -> [LayerPlan] {
         try (0..<layers).map { layer in
-            try plan(heads: heads, config: config, layer: config == nil ? nil : layer, layerFlag: "--layer",
+            try plan(heads: heads, config: config, layer: config == nil && triMixStart == nil ? nil : layer, layerFlag: "--layer",
                      missingLayer: "--config needs a layer", missingPattern: missingPattern)
         }
     }
