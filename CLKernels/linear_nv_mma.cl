@@ -29,6 +29,31 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* C's element type: fp32 (the model's products), or with LINEAR_C_DTYPE 1 / 2 the fp32 sums
+ * rounded to fp16 / bf16 (XAttention's antidiagonal scores, which upstream keeps in the model's
+ * dtype: half the bytes to write and read back). Accumulation (C += A B^T) is fp32 only. */
+#ifndef LINEAR_C_DTYPE
+#define LINEAR_C_DTYPE 0
+#endif
+#if LINEAR_C_DTYPE == 0
+typedef float c_t;
+#define STORE_C(p, i, x) ((p)[i] = (x))
+#else
+typedef ushort c_t;
+#if LINEAR_C_DTYPE == 1
+#define STORE_C(p, i, x) vstore_half_rte((x), (i), (__global half*)(p))
+#else
+/* round to nearest even; NaN stays NaN */
+INLINE ushort float_to_bf16_bits(float x) {
+    uint u = as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (ushort)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (ushort)(u >> 16);
+}
+#define STORE_C(p, i, x) ((p)[i] = float_to_bf16_bits(x))
+#endif
+#endif
+
 INLINE uint smem_address(__local const ushort* p) { return (uint)(size_t)p; }
 
 /* 16 bytes global -> shared, asynchronously; `bytes` 0 zero-fills. */
@@ -66,7 +91,7 @@ INLINE void load_stage(__local ushort* stage, __global const ushort* a, __global
  * ceil(M / LINEAR_BM)), local (LINEAR_THREADS, 1). Offsets in elements. */
 __kernel __attribute__((reqd_work_group_size(LINEAR_THREADS, 1, 1)))
 void linear_nv_mma(__global const ushort* a, ulong a_offset, __global const ushort* b, ulong b_offset,
-                   __global float* c, ulong c_offset, int m, int n, int k, int accumulate) {
+                   __global c_t* c, ulong c_offset, int m, int n, int k, int accumulate) {
     __local ushort smem[2 * LINEAR_STAGE_ELEMS] __attribute__((aligned(16)));
     a += a_offset;
     b += b_offset;
@@ -115,13 +140,17 @@ void linear_nv_mma(__global const ushort* a, ulong a_offset, __global const usho
         _Pragma("unroll") for (int half_row = 0; half_row < 2; ++half_row) {
             const int row = m0 + warp_m * 64 + mt * 16 + group + 8 * half_row;
             if (row >= m) continue;
-            __global float* c_row = c + (size_t)row * n;
+            __global c_t* c_row = c + (size_t)row * n;
             _Pragma("unroll") for (int nt = 0; nt < 4; ++nt) {
                 const int col = n0 + warp_n * 32 + nt * 8 + 2 * quad;
                 _Pragma("unroll") for (int e = 0; e < 2; ++e) {
                     if (col + e < n) {
                         const float value = acc[mt][nt][2 * half_row + e];
+#if LINEAR_C_DTYPE == 0
                         c_row[col + e] = accumulate ? c_row[col + e] + value : value;
+#else
+                        STORE_C(c_row, col + e, value);
+#endif
                     }
                 }
             }

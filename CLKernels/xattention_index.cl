@@ -43,6 +43,19 @@ INLINE float round_to_input(float x) {
 #endif
 }
 
+/* How the antidiagonal scores A are stored: fp32 from CLBlast (rounded to the input dtype when
+ * read), or already in the input dtype from the tensor-core GEMM (SCORES_F16, SCORES_BF16). */
+#if defined(SCORES_F16)
+typedef ushort score_t;
+#define LOAD_SCORE(p, i) vload_half((i), (__global const half*)(p))
+#elif defined(SCORES_BF16)
+typedef ushort score_t;
+#define LOAD_SCORE(p, i) bf16_to_float((p)[i])
+#else
+typedef float score_t;
+#define LOAD_SCORE(p, i) round_to_input((p)[i])
+#endif
+
 /* Strided rows of `count` heads: out[h][r] = Q'[first_row + r] (reverse 0) or K'[first_row + r]
  * (reverse 1) of head heads_of[h], rows of `rows` positions read through the layout; positions at
  * or past `length` are zero. fp32 rows, or fp16 bits with STRIDED_HALF (the tensor-core GEMM's
@@ -69,12 +82,12 @@ __kernel void xattn_strided_rows(__global const in_t* x, layout_t layout, __glob
 }
 
 /* Block scores of the query blocks [first_block, first_block + blocks) of a chunk of A.
- * A: [slots, blocks * R, a_columns] fp32, row (b - first_block) * R + i is strided row
+ * A: [slots, blocks * R, a_columns] (score_t), row (b - first_block) * R + i is strided row
  * (block_base + b) * R + i; its columns are the strided key columns from 0. scores: [slots,
  * query_blocks, key_blocks] fp32 row-major (query block b of the problem = row b), causal entries
  * n <= block_base + b written. Work: global (SUM_THREADS * blocks, slots), local (SUM_THREADS, 1). */
 __kernel __attribute__((reqd_work_group_size(SUM_THREADS, 1, 1)))
-void xattn_block_sums(__global const float* a, int a_columns, int first_block, int blocks, int block_base,
+void xattn_block_sums(__global const score_t* a, int a_columns, int first_block, int blocks, int block_base,
                       int real_rows, __global float* scores, int query_blocks, int key_blocks, float scale_log2) {
     __local float row_max[XATTN_ROWS];
     __local float row_inv[XATTN_ROWS];
@@ -84,16 +97,16 @@ void xattn_block_sums(__global const float* a, int a_columns, int first_block, i
     const int slot = get_group_id(1);
     const int lid = get_local_id(0);
     const int block = block_base + b; /* absolute query block: key blocks 0 .. block are causal */
-    __global const float* rows = a + ((size_t)slot * blocks + (b - first_block)) * XATTN_ROWS * a_columns;
+    __global const score_t* rows = a + ((size_t)slot * blocks + (b - first_block)) * XATTN_ROWS * a_columns;
 
     for (int i = 0; i < XATTN_ROWS; ++i) {
         const int r = block * XATTN_ROWS + i; /* absolute strided row: columns 0 .. r are visible */
-        __global const float* x = rows + (size_t)i * a_columns;
+        __global const score_t* x = rows + (size_t)i * a_columns;
         /* online softmax statistics in one pass: running maximum m, sum l of exp2(v - m) */
         float m = -INFINITY, l = 0.0f;
         if (r < real_rows)
             for (int c = lid; c <= r; c += SUM_THREADS) {
-                const float v = round_to_input(x[c]) * scale_log2;
+                const float v = LOAD_SCORE(x, c) * scale_log2;
                 if (v > m) {
                     l = l * exp2(m - v) + 1.0f;
                     m = v;
@@ -130,9 +143,9 @@ void xattn_block_sums(__global const float* a, int a_columns, int first_block, i
             const int r = block * XATTN_ROWS + i;
             if (r >= real_rows) break;
             const int last = min(r, n * XATTN_ROWS + XATTN_ROWS - 1);
-            __global const float* x = rows + (size_t)i * a_columns;
+            __global const score_t* x = rows + (size_t)i * a_columns;
             float row = 0.0f;
-            for (int c = n * XATTN_ROWS; c <= last; ++c) row += exp2(round_to_input(x[c]) * scale_log2 - row_max[i]);
+            for (int c = n * XATTN_ROWS; c <= last; ++c) row += exp2(LOAD_SCORE(x, c) * scale_log2 - row_max[i]);
             sum += row * row_inv[i];
         }
         out[n] = round_to_input(sum);

@@ -14,6 +14,8 @@ struct CheckCommand: ParsableCommand {
     var rows: Int = 128
     @Flag(name: .long, help: "Only the quick cases.")
     var quick = false
+    @Option(name: .long, help: "Only the cases whose name contains this text (e.g. xattention).")
+    var only: String?
 
     var checks: DeviceChecks { DeviceChecks(real: real, rows: rows) }
 
@@ -25,7 +27,8 @@ struct CheckCommand: ParsableCommand {
         print("device: \(info.name) (\(info.platformName), driver \(info.driverVersion)); \(engine.context.wgmma)")
         var table: [[String]] = []
         var failures = 0
-        var all = try checks.cases(quick: quick)
+        func selected(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
+        var all = try checks.cases(quick: quick).filter { selected($0.name) }
         for folder in real {
             let q = try NPYFile.read(folder + "/q.npy"), k = try NPYFile.read(folder + "/k.npy")
             let heads = q.shape[0]
@@ -57,14 +60,14 @@ struct CheckCommand: ParsableCommand {
             }
         }
         // A key a row does not attend must leave that row's bits alone (compared bit for bit).
-        for c in try DeviceChecks.maskedKeyCases() {
+        for c in try DeviceChecks.maskedKeyCases() where selected(c.name) {
             for (path, e) in engines(for: c.problem) {
                 let problems = try MaskedKeyIndependence.differences(engine: e, problem: c.problem, pattern: c.pattern, key: c.key, seed: 11)
                 record(c.name, c.problem, path: path, errors: ("bits", "bits"), problems: problems)
             }
         }
         // A chunk of a prefill gives the whole prompt's index lists and rows.
-        for c in try DeviceChecks.chunkCases() {
+        for c in try DeviceChecks.chunkCases() where selected(c.name) {
             let (q, k, v) = c.problem.normalInputs(seed: 13)
             let chunk = try AttentionProblem(headsQ: c.problem.headsQ, headsKV: c.problem.headsKV, queryLength: c.problem.keyLength - c.start,
                                              keyLength: c.problem.keyLength, headDim: c.problem.headDim, inputDType: c.problem.inputDType)
@@ -76,7 +79,7 @@ struct CheckCommand: ParsableCommand {
             }
         }
         // Views in FlashAttention's layout at an offset give the contiguous tensors' bits.
-        for c in try DeviceChecks.layoutCases() {
+        for c in try DeviceChecks.layoutCases() where selected(c.name) {
             for (path, e) in engines(for: c.problem) {
                 let problems = try EngineAPIChecks.tokenMajorAgainstContiguous(engine: e, problem: c.problem, plan: c.plan, seed: 17)
                 record(c.name, c.problem, path: path, errors: ("bits", "bits"), problems: problems)

@@ -97,6 +97,7 @@ public struct DeviceMemoryPlan: Sendable, Hashable {
             let nb = (n + x.blockSize - 1) / x.blockSize, columns = (n + x.stride - 1) / x.stride
             let element = p.inputDType == .f32 ? 4 : 2
             let keys = Self.bytes(p.batch, p.headsKV, columns, x.stride * d, element)
+            // (tensor cores keep A in the input dtype; CLBlast in fp32: the larger bounds both)
             let rowsPerChunk = max(1, min(nb, XAttentionPipeline.chunkBytes / max(1, Self.bytes(xa, x.stridedRowsPerBlock, columns, 4))))
                 * x.stridedRowsPerBlock
             let antidiagonal = Self.bytes(xa, rowsPerChunk, columns, 4)

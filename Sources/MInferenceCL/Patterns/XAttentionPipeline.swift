@@ -8,8 +8,8 @@ struct XAttentionPipeline {
     let config: KernelConfig
     let slots: [Int32]
     let parameters: XAttentionParameters
-    /// The estimate's GEMM on NVIDIA tensor cores (linear_nv_mma.cl, fp16 operands, fp32 sums) for
-    /// fp16/bf16 inputs; else CLBlast in fp32.
+    /// The estimate's GEMM on NVIDIA tensor cores (linear_nv_mma.cl, fp16 operands, fp32 sums, A
+    /// stored in the input dtype) for fp16/bf16 inputs; else CLBlast in fp32.
     let tensorCores: Bool
     var workspace: Workspace? = nil
     var scratch: Scratch { Scratch(context: context, workspace: workspace) }
@@ -44,7 +44,12 @@ struct XAttentionPipeline {
         var options = BuildOptions(defines: [
             "INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": "DTYPE_F32", "HEAD_DIM": "\(d)",
             "XATTN_STRIDE": "\(stride)", "XATTN_BLOCK": "\(parameters.blockSize)"])
-        if tensorCores { options.defines["STRIDED_HALF"] = "1" }
+        // The tensor-core GEMM stores A in the input dtype directly (what upstream keeps).
+        let scoreDType = tensorCores ? problem.inputDType : .f32
+        if tensorCores {
+            options.defines["STRIDED_HALF"] = "1"
+            options.defines[scoreDType == .bf16 ? "SCORES_BF16" : "SCORES_F16"] = "1"
+        }
         let program = try context.program(KernelSource.named("xattention_index.cl"), options: options)
         let elementBytes = tensorCores ? 2 : 4
         var events: [CommandEvent] = []
@@ -57,10 +62,11 @@ struct XAttentionPipeline {
                                          [.buffer(tensors.k.buffer), .layout(tensors.k.layout), .buffer(kvSlots), .int(problem.headsKV),
                                           .int(0), .int(columns), .int(problem.keyLength), .int(1), .buffer(keys)]))
 
-        let chunkBlocks = max(1, min(qb, Self.chunkBytes / max(1, s * rowsPerBlock * columns * 4)))
+        let chunkBlocks = max(1, min(qb, Self.chunkBytes / max(1, s * rowsPerBlock * columns * scoreDType.byteCount)))
         let chunkRows = chunkBlocks * rowsPerBlock
         let queries = try scratch.buffer("xattention strided queries", byteCount: max(1, s * chunkRows * width * elementBytes))
-        let antidiagonal = try scratch.buffer("xattention antidiagonal scores", byteCount: max(1, s * chunkRows * columns * 4))
+        let antidiagonal = try scratch.buffer("xattention antidiagonal scores",
+                                              byteCount: max(1, s * chunkRows * columns * scoreDType.byteCount))
         let scores = try scratch.buffer("xattention block scores", byteCount: max(1, s * qb * nb * 4))
         let kvOf = slots.map { head -> Int in
             let h = Int(head)
@@ -77,7 +83,8 @@ struct XAttentionPipeline {
                                               .int(problem.headsQ), .int(first * rowsPerBlock), .int(rows), .int(problem.queryLength),
                                               .int(0), .buffer(queries)]))
             if tensorCores {
-                let gemm = try context.program(KernelSource.named("linear_nv_mma.cl"), options: BuildOptions(defines: [:]))
+                let gemm = try context.program(KernelSource.named("linear_nv_mma.cl"),
+                                               options: BuildOptions(defines: ["LINEAR_C_DTYPE": scoreDType == .bf16 ? "2" : "1"]))
                 for slot in 0..<s {
                     events.append(try context.launch(
                         gemm, "linear_nv_mma", global: [(used + 127) / 128 * 256, (rows + 127) / 128], local: [256, 1],
