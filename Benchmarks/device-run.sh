@@ -6,6 +6,10 @@
 #   bash Benchmarks/device-run.sh validate COMMIT OUT_DIR    correctness on the device, real data, thresholds, estimation paths
 #                                                            (and the portable dense path, unless SKIP_PORTABLE=1)
 #   bash Benchmarks/device-run.sh benchmark COMMIT OUT_DIR   PyTorch/MInference baselines, then ours, in one call
+#   bash Benchmarks/device-run.sh prefill-methods COMMIT OUT_DIR
+#                                          Tri-shape, XAttention, FlexPrefill: ours, then upstream's
+#                                          (prefill_methods.py), then their block sets compared
+#                                          (split it with STEP=ours / STEP=upstream to fit 10 minutes)
 set -uo pipefail
 mode=$1 commit=$2 out=$3
 export MINFERENCECL_CACHE_DIR=/tmp/minference-cl-cache
@@ -46,5 +50,24 @@ benchmark)
     --inputs ${INPUTS:-structured random} --seed 1 --repeats 3 --commit "$commit" \
     --command "bash Benchmarks/device-run.sh benchmark $commit \$OUT" --out "$out/$slug.json" > "$out/ours.log" 2>&1
   echo "ours rc=$?"; tail -40 "$out/ours.log"
+  ;;
+prefill-methods)
+  # The block masks stay on the machine (128 MB per method at 256K); only the comparison comes back.
+  lengths=${LENGTHS:-32768 65536 131072 262144}
+  if [ "${STEP:-all}" != upstream ]; then
+    rm -rf /tmp/ours-masks
+    timeout 280 bash .gpu/run minference-bench run --lengths $lengths --one-head-lengths 0 --patterns tri-shape xattention flexprefill \
+      --inputs structured --repeats 5 --commit "$commit" --masks-out /tmp/ours-masks --out "$out/prefill-methods.json" 2>&1 | tail -16
+    (cd /tmp/ours-masks && for f in xattention-N*.npy; do mv "$f" "xattention-triton-${f#xattention-}"; done)
+  fi
+  if [ "${STEP:-all}" != ours ]; then
+    rm -rf /tmp/upstream-masks
+    timeout 400 python3 Benchmarks/baselines/prefill_methods.py --lengths $lengths --out "$out/prefill-methods-upstream.json" \
+      --masks-out /tmp/upstream-masks > "$out/prefill-methods-upstream.log" 2>&1
+    echo "upstream rc=$?"; tail -20 "$out/prefill-methods-upstream.log"
+    python3 Benchmarks/baselines/compare_masks.py /tmp/upstream-masks /tmp/ours-masks --json "$out/prefill-methods-masks.json" \
+      > "$out/prefill-methods-masks.log" 2>&1
+    echo "compare rc=$?"; grep -v "^    " "$out/prefill-methods-masks.log"
+  fi
   ;;
 esac

@@ -8,8 +8,8 @@ struct XAttentionPipeline {
     let config: KernelConfig
     let slots: [Int32]
     let parameters: XAttentionParameters
-    /// The estimate's GEMM on NVIDIA tensor cores (linear_nv_mma.cl, fp16 operands, fp32 sums, A
-    /// stored in the input dtype) for fp16/bf16 inputs; else CLBlast in fp32.
+    /// The estimate's GEMM on NVIDIA tensor cores (linear_nv_mma.cl, fp16 operands, fp32 sums; A
+    /// stored in fp16 for fp16 inputs) for fp16/bf16 inputs; else CLBlast in fp32.
     let tensorCores: Bool
     var workspace: Workspace? = nil
     var scratch: Scratch { Scratch(context: context, workspace: workspace) }
@@ -44,12 +44,12 @@ struct XAttentionPipeline {
         var options = BuildOptions(defines: [
             "INPUT_DTYPE": problem.inputDType.kernelName, "OUTPUT_DTYPE": "DTYPE_F32", "HEAD_DIM": "\(d)",
             "XATTN_STRIDE": "\(stride)", "XATTN_BLOCK": "\(parameters.blockSize)"])
-        // The tensor-core GEMM stores A in the input dtype directly (what upstream keeps).
-        let scoreDType = tensorCores ? problem.inputDType : .f32
-        if tensorCores {
-            options.defines["STRIDED_HALF"] = "1"
-            options.defines[scoreDType == .bf16 ? "SCORES_BF16" : "SCORES_F16"] = "1"
-        }
+        // With fp16 inputs the tensor-core GEMM stores A in fp16 directly (what upstream keeps, and
+        // half the bytes). bf16 keeps fp32 A rounded when read: the bf16 store (SCORES_BF16,
+        // LINEAR_C_DTYPE 2) has not run on a GPU yet, so it stays off.
+        let scoreDType: DType = tensorCores && problem.inputDType == .f16 ? .f16 : .f32
+        if tensorCores { options.defines["STRIDED_HALF"] = "1" }
+        if scoreDType == .f16 { options.defines["SCORES_F16"] = "1" }
         let program = try context.program(KernelSource.named("xattention_index.cl"), options: options)
         let elementBytes = tensorCores ? 2 : 4
         var events: [CommandEvent] = []
@@ -84,7 +84,7 @@ struct XAttentionPipeline {
                                               .int(0), .buffer(queries)]))
             if tensorCores {
                 let gemm = try context.program(KernelSource.named("linear_nv_mma.cl"),
-                                               options: BuildOptions(defines: ["LINEAR_C_DTYPE": scoreDType == .bf16 ? "2" : "1"]))
+                                               options: BuildOptions(defines: ["LINEAR_C_DTYPE": scoreDType == .f16 ? "1" : "0"]))
                 for slot in 0..<s {
                     events.append(try context.launch(
                         gemm, "linear_nv_mma", global: [(used + 127) / 128 * 256, (rows + 127) / 128], local: [256, 1],
