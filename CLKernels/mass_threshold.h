@@ -32,30 +32,21 @@ typedef float mass_t; /* devices without fp64: sums in fp32 (a near-threshold ro
 #define MASS_THREADS 256 /* work-items per row; a power of 2 */
 #endif
 
-/* Work-group sums of a mass and a count; every work-item gets them. */
-INLINE mass_t group_mass_sum(mass_t value, __local mass_t* scratch) {
-    const int lid = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    scratch[lid] = value;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = MASS_THREADS / 2; s > 0; s >>= 1) {
-        if (lid < s) scratch[lid] += scratch[lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
+/* Work-group sums of a mass and of a count; every work-item gets them. */
+#define GROUP_SUM(name, type)                                                                    \
+    INLINE type name(type value, __local type* scratch) {                                        \
+        const int lid = get_local_id(0);                                                         \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                            \
+        scratch[lid] = value;                                                                    \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                            \
+        for (int s = MASS_THREADS / 2; s > 0; s >>= 1) {                                         \
+            if (lid < s) scratch[lid] += scratch[lid + s];                                       \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                        \
+        }                                                                                        \
+        return scratch[0];                                                                       \
     }
-    return scratch[0];
-}
-
-INLINE uint group_count_sum(uint value, __local uint* scratch) {
-    const int lid = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    scratch[lid] = value;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = MASS_THREADS / 2; s > 0; s >>= 1) {
-        if (lid < s) scratch[lid] += scratch[lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return scratch[0];
-}
+GROUP_SUM(group_mass_sum, mass_t)
+GROUP_SUM(group_count_sum, uint)
 
 /* Mass of the entries whose bits exceed t. */
 INLINE mass_t mass_above(__global const float* x, int n, int skip0, int skip1, uint t, __local mass_t* scratch) {

@@ -115,9 +115,7 @@ package struct LayerVerification: Sendable {
         let blockLists = report.indices.xAttention + report.indices.flexPrefill.map(\.blocks)
         for index in blockLists {
             let selected = index.selected.map { $0.map(Int.init) }, size = index.blockSize
-            covered[index.head] = { i in
-                selected[i / size].flatMap { b in (b * size)..<min(b * size + size, i + 1) }.sorted()
-            }
+            covered[index.head] = { PatternReference.coveredKeys(blockSelection: selected, blockSize: size, query: $0, length: n) }
         }
         for head in 0..<(problem.batch * problem.headsQ) where covered[head] == nil {
             switch report.executed[head % problem.headsQ] {

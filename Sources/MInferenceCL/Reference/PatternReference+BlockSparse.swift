@@ -39,12 +39,7 @@ extension PatternReference {
     /// block, masked element-wise causally (`j <= query`), which also drops the padding keys
     /// `>= length` (so `length` only bounds `query`). Ascending, each key once.
     package static func coveredKeys(blockSelection: [[Int]], query: Int, length: Int) -> [Int] {
-        let m = query / blockSize
-        precondition(query >= 0 && query < length && m < blockSelection.count,
-                     "query \(query) outside the selection's \(blockSelection.count) row blocks or length \(length)")
-        var covered = CausalKeyMask(query: query)
-        for block in blockSelection[m] { covered.insert((block * blockSize)..<(block * blockSize + blockSize)) }
-        return covered.keys
+        coveredKeys(blockSelection: blockSelection, blockSize: blockSize, query: query, length: length)
     }
 
     /// Means over 64-row blocks of one head's `[length, dim]` rows stored from `base`, dividing by
