@@ -244,14 +244,50 @@ struct PatternConfigTests {
 
     @Test("An unknown pattern name lists the known ones")
     func unknownPattern() {
-        let error = decodeFailure("[{\"0\": \(entry()), \"1\": \(entry("tri_shape"))}]")
-        #expect(error == .unknownPattern(source: "test.json", layer: 0, head: "1", name: "tri_shape"))
+        // (tri_shape was the example of an unknown name until issue 16 made it a known one;
+        // TriangleMix's tri_mix is a layer plan, never a head's pattern.)
+        let error = decodeFailure("[{\"0\": \(entry()), \"1\": \(entry("tri_mix"))}]")
+        #expect(error == .unknownPattern(source: "test.json", layer: 0, head: "1", name: "tri_mix"))
         let text = error?.description ?? ""
         #expect(text.contains("test.json: layer 0, head \"1\""))
-        #expect(text.contains("\"tri_shape\""))
+        #expect(text.contains("\"tri_mix\""))
         for name in ["vertical_and_slash", "stream_llm", "block_sparse", "a-shape", "vertical-slash", "block-sparse", "dense"] {
             #expect(text.contains(name), "\(name)")
         }
+    }
+
+    @Test("Upstream's whole-model methods in a per-head config are refused, naming the flag that runs them",
+          arguments: [("tri_shape", "tri-shape"), ("xattention", "xattention"), ("flexprefill", "flexprefill"),
+                      ("Tri-Shape", "tri-shape"), ("flex-prefill", "flexprefill")])
+    func wholeModelMethods(name: String, flag: String) {
+        let error = decodeFailure("[\(layer(2)), {\"0\": \(entry()), \"1\": \(entry(name, "128", "4096"))}]")
+        let reason = "'\(name)' is one of upstream's whole-model methods (attn_type), not a per-head pattern of this format; run it with --pattern \(flag)"
+        #expect(error == .badEntry(source: "test.json", layer: 1, head: "1", reason: reason))
+        #expect(error?.description == "test.json: layer 1, head \"1\": " + reason)
+    }
+
+    @Test("Kind(name:) knows the prefill methods by this project's names and upstream's attn_type")
+    func prefillMethodNames() {
+        let names: [(HeadPattern.Kind, [String])] = [
+            (.triShape, ["tri-shape", "tri_shape", "trishape", "TRI_SHAPE", "Tri-Shape"]),
+            (.xAttention, ["xattention", "x-attention", "XAttention"]),
+            (.flexPrefill, ["flexprefill", "flex-prefill", "FlexPrefill"]),
+        ]
+        for (kind, spellings) in names {
+            for name in spellings { #expect(HeadPattern.Kind(name: name) == kind, "\(name)") }
+            #expect(kind.selectsBlocks == (kind != .triShape))
+            // whole-model methods: an attn_type upstream, no per-head config name
+            #expect(kind.upstreamName == nil)
+        }
+        #expect(HeadPattern.Kind.triShape.upstreamAttentionType == "tri_shape")
+        #expect(HeadPattern.Kind.xAttention.upstreamAttentionType == "xattention")
+        #expect(HeadPattern.Kind.flexPrefill.upstreamAttentionType == "flexprefill")
+        for kind in HeadPattern.Kind.allCases {
+            #expect(HeadPattern.Kind(name: kind.rawValue) == kind)
+            if let attnType = kind.upstreamAttentionType { #expect(HeadPattern.Kind(name: attnType) == kind) }
+        }
+        // TriangleMix is a layer plan (TriangleMix, --tri-mix-start), not a head pattern.
+        for name in ["tri_mix", "tri_mix_minference", "minference"] { #expect(HeadPattern.Kind(name: name) == nil, "\(name)") }
     }
 
     struct BudgetCase: Sendable, CustomTestStringConvertible {

@@ -98,6 +98,8 @@ struct SparseCheck {
     let verification: LayerVerification
     let problem: AttentionProblem
     let plan: LayerPlan
+    /// The run's report (what each head executed, its indices).
+    let report: LayerResult
 
     init(engine: AttentionEngine, problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor, plan: LayerPlan,
          estimation: DeviceProfile.EstimationBackend) throws {
@@ -110,6 +112,7 @@ struct SparseCheck {
         try out.poison()
         let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan,
                                     options: SparseOptions(denseFallback: .never, collectIndices: true, estimation: estimation))
+        self.report = report
         verification = LayerVerification(reference: ReferenceAttention(problem: problem, q: q, k: k, v: v), plan: plan,
                                          output: try out.download(), report: report,
                                          rows: sampledRows(problem: problem, limit: 160))
