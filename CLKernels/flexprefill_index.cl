@@ -52,8 +52,9 @@ __kernel void flex_block_mean(__global const in_t* x, layout_t layout, __global 
 __kernel __attribute__((reqd_work_group_size(MASS_THREADS, 1, 1)))
 void flex_head_choice(__global float* estimate, int n, int rows, __global const float* last_mean,
                       __global const float* pooled_k, __global const int* kv_of_slot, int nb,
-                      __global float* block_scores, __global float* logits, float gamma_hi, float gamma_lo,
-                      float tau, int min_blocks, int max_blocks, __global int* ks, __global int* query_aware,
+                      __global float* block_scores, __global float* logits, float gamma_high, float gamma_middle,
+                      float gamma_low, float tau_high, float tau_middle, float tau_low, int min_blocks,
+                      int max_blocks, __global int* ks, __global int* query_aware,
                       __global float* distance) {
     __local mass_t mass_scratch[MASS_THREADS];
     __local uint count_scratch[MASS_THREADS];
@@ -65,7 +66,7 @@ void flex_head_choice(__global float* estimate, int n, int rows, __global const 
     __global float* vb = block_scores + (size_t)slot * nb;
     __global float* sb = block_scores + (size_t)(slots + slot) * nb;
     __global float* lg = logits + (size_t)slot * nb;
-    const mass_t gamma = (mass_t)gamma_hi + (mass_t)gamma_lo;
+    const mass_t gamma = exact_parameter(gamma_high, gamma_middle, gamma_low);
 
     /* budgets in tokens, then blocks (the estimate's sums are L times upstream's means) */
     const int cover_v = 1 + largest_prefix_within(column, n, -1, -1, 0, gamma * rows, 0, mass_scratch, count_scratch);
@@ -110,7 +111,7 @@ void flex_head_choice(__global float* estimate, int n, int rows, __global const 
     js = group_mass_sum(js, mass_scratch);
     zeros = group_count_sum(zeros, count_scratch);
     const mass_t d = zeros ? (mass_t)NAN : sqrt(js / 2);
-    const int aware = d < (mass_t)tau;
+    const int aware = d < exact_parameter(tau_high, tau_middle, tau_low);
 
     barrier(CLK_GLOBAL_MEM_FENCE);
     if (lid == 0) {
@@ -173,12 +174,12 @@ void flex_pooled_scores(__global const float* pooled_q, __global const float* po
  * Work: global (MASS_THREADS * slots), local (MASS_THREADS). */
 __kernel __attribute__((reqd_work_group_size(MASS_THREADS, 1, 1)))
 void flex_pooled_counts(__global const float* pooled, int query_blocks, int nb, __global const int* query_aware,
-                        float gamma_hi, float gamma_lo, __global int* k_out) {
+                        float gamma_high, float gamma_middle, float gamma_low, __global int* k_out) {
     __local mass_t mass_scratch[MASS_THREADS];
     __local uint count_scratch[MASS_THREADS];
     const int slot = get_group_id(0);
     /* other heads: a negative limit, which nothing fits (no barrier is skipped on a flag) */
-    const mass_t limit = query_aware[slot] ? ((mass_t)gamma_hi + (mass_t)gamma_lo) * query_blocks : -1;
+    const mass_t limit = query_aware[slot] ? exact_parameter(gamma_high, gamma_middle, gamma_low) * query_blocks : -1;
     const int taken = max(0, largest_prefix_within(pooled + (size_t)slot * query_blocks * nb, query_blocks * nb, -1, -1, 0, limit, 0,
                                                     mass_scratch, count_scratch));
     if (get_local_id(0) == 0) k_out[slot] = taken;

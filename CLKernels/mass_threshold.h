@@ -32,6 +32,10 @@ typedef float mass_t; /* devices without fp64: sums in fp32 (a near-threshold ro
 #define MASS_THREADS 256 /* work-items per row; a power of 2 */
 #endif
 
+/* A float64 parameter (a threshold) sent as three fp32 parts (KernelArgument.exactDouble): their
+ * fp64 sum is the host's value exactly; without fp64, the fp32 value. */
+INLINE mass_t exact_parameter(float high, float middle, float low) { return ((mass_t)high + (mass_t)middle) + (mass_t)low; }
+
 /* Work-group sums of a mass and of a count; every work-item gets them. */
 #define GROUP_SUM(name, type)                                                                    \
     INLINE type name(type value, __local type* scratch) {                                        \

@@ -155,7 +155,7 @@ void xattn_block_sums(__global const score_t* a, int a_columns, int first_block,
 /* Per selection row (slot, query block b): the count of non-forced key blocks the threshold rule
  * takes, as topk.cl's k, and +inf written over the forced blocks' scores.
  *
- *   T = sum of the causal scores, R = threshold * T (threshold_hi + threshold_lo: the host's
+ *   T = sum of the causal scores, R = threshold * T (the threshold in three fp32 parts: the host's
  *   float64 value); F = {m, 0} for query blocks m >= first_chunk_blocks, F = {m} before (block 0
  *   is not forced in upstream's first chunk); others sorted by score (ties: smaller index).
  *   |F| = 2: others taken while  sum_F + (mass of the others already taken) < R
@@ -167,7 +167,8 @@ void xattn_block_sums(__global const score_t* a, int a_columns, int first_block,
  * query_blocks, row b of a slot being absolute query block block_base + b. */
 __kernel __attribute__((reqd_work_group_size(MASS_THREADS, 1, 1)))
 void xattn_counts(__global float* scores, int key_blocks, int query_blocks, int block_base, int padded_blocks,
-                  int first_chunk_blocks, float threshold_hi, float threshold_lo, __global int* k_out) {
+                  int first_chunk_blocks, float threshold_high, float threshold_middle, float threshold_low,
+                  __global int* k_out) {
     __local mass_t mass_scratch[MASS_THREADS];
     __local uint count_scratch[MASS_THREADS];
     const int row = get_group_id(0);
@@ -179,7 +180,7 @@ void xattn_counts(__global float* scores, int key_blocks, int query_blocks, int 
     mass_t total = 0;
     for (int i = get_local_id(0); i < n; i += MASS_THREADS) total += (mass_t)x[i];
     total = group_mass_sum(total, mass_scratch);
-    const mass_t limit = ((mass_t)threshold_hi + (mass_t)threshold_lo) * total;
+    const mass_t limit = exact_parameter(threshold_high, threshold_middle, threshold_low) * total;
     const mass_t base = (mass_t)x[m] + (zero_forced ? (mass_t)x[0] : 0);
     const int p = largest_prefix_within(x, n, m, skip1, base, limit, 1, mass_scratch, count_scratch);
     const int forced = zero_forced ? 2 : 1;

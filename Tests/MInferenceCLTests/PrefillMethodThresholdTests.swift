@@ -34,11 +34,10 @@ struct PrefillMethodThresholdTests {
         let scores = try DeviceBuffer(context: context, copying: flat, label: "hand-made block scores")
         let ks = try DeviceBuffer(context: context, byteCount: qb * 4, label: "counts")
         let padded = (length + chunkSize - 1) / chunkSize * chunkSize / blockSize
-        // As XAttentionPipeline.select: the threshold as a float pair (high part, remainder).
-        let high = Float(threshold), low = Float(threshold - Double(high))
+        // As XAttentionPipeline.select: the threshold in three fp32 parts (exactly the float64 value).
         try context.launch(program, "xattn_counts", global: [256 * qb], local: [256],
                            [.buffer(scores), .int(Int32(nb)), .int(Int32(qb)), .int(Int32(base)), .int(Int32(padded)),
-                            .int(Int32(chunkSize / blockSize)), .float(high), .float(low), .buffer(ks)])
+                            .int(Int32(chunkSize / blockSize))] + KernelArgument.exactDouble(threshold) + [.buffer(ks)])
         let (selection, _) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
             scores: scores, stride: nb, count: qb, length: nb, causal: true, causalFirst: base, rowsPerGroup: qb, kOfGroup: [],
             kBuffer: ks, maxK: nb, rowsPerK: 1))
@@ -65,9 +64,9 @@ struct PrefillMethodThresholdTests {
         let pooled = try DeviceBuffer(context: context, copying: flat, label: "hand-made pooled attention")
         let aware = try DeviceBuffer(context: context, copying: [Int32(queryAware ? 1 : 0)], label: "query-aware")
         let ks = try DeviceBuffer(context: context, byteCount: 4, label: "count")
-        let high = Float(gamma), low = Float(gamma - Double(high))
         try context.launch(program, "flex_pooled_counts", global: [256], local: [256],
-                           [.buffer(pooled), .int(Int32(qb)), .int(Int32(nb)), .buffer(aware), .float(high), .float(low), .buffer(ks)])
+                           [.buffer(pooled), .int(Int32(qb)), .int(Int32(nb)), .buffer(aware)] + KernelArgument.exactDouble(gamma)
+                            + [.buffer(ks)])
         let (selection, _) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
             scores: pooled, stride: qb * nb, count: 1, length: qb * nb, causal: false, rowsPerGroup: 1, kOfGroup: [],
             kBuffer: ks, maxK: qb * nb))
@@ -101,12 +100,11 @@ struct PrefillMethodThresholdTests {
         let ks = try DeviceBuffer(context: context, byteCount: 2 * 4, label: "budgets")
         let aware = try DeviceBuffer(context: context, byteCount: 4, label: "query-aware")
         let distance = try DeviceBuffer(context: context, byteCount: 4, label: "distance")
-        // As FlexPrefillPipeline.select: γ as a float pair, τ as a float.
-        let high = Float(gamma), low = Float(gamma - Double(high))
+        // As FlexPrefillPipeline.select: γ and τ in three fp32 parts each (their float64 values).
         try context.launch(program, "flex_head_choice", global: [256], local: [256],
                            [.buffer(estimate), .int(Int32(n)), .int(Int32(rows)), .buffer(lastMean), .buffer(pooledK), .buffer(kvOfSlot),
-                            .int(Int32(nb)), .buffer(blockScores), .buffer(logits), .float(high), .float(low), .float(Float(tau)),
-                            .int(Int32(minBlocks)), .int(Int32(min(maxBlocks, Int(Int32.max)))), .buffer(ks), .buffer(aware), .buffer(distance)])
+                            .int(Int32(nb)), .buffer(blockScores), .buffer(logits)] + KernelArgument.exactDouble(gamma)
+                            + KernelArgument.exactDouble(tau) + [.int(Int32(minBlocks)), .int(Int32(min(maxBlocks, Int(Int32.max)))), .buffer(ks), .buffer(aware), .buffer(distance)])
         try context.finish()
         let budgets = try ks.read(as: Int32.self, count: 2)
         return (Int(budgets[0]), Int(budgets[1]), try aware.read(as: Int32.self, count: 1)[0] != 0,
@@ -212,10 +210,10 @@ struct PrefillMethodThresholdTests {
         #expect(got == PatternReference.xAttentionSelection(scores: rows, threshold: 0.9, blockSize: 128, length: 21 * 128))
     }
 
-    /// τ = 0.9 is not a float: the kernel gets it as a float pair, and the device's τ T must still
+    /// τ = 0.9 is not a float: the kernel gets it in three fp32 parts, and the device's τ T must still
     /// be the float64 τ T of the reference (and of upstream). Here T = 10 and fl(0.9 * 10) = 9
     /// exactly; the running sum reaches 9 exactly before block 3, which the strict rule leaves out.
-    @Test("XAttention: τ 0.9 (a float pair on the device), a running sum exactly at fl(τ T)")
+    @Test("XAttention: τ 0.9 (three fp32 parts on the device), a running sum exactly at fl(τ T)")
     func xAttentionThresholdPointNine() throws {
         // later-chunk row m 5 (chunks of 4 blocks): F = {0, 5} (3); block 1: 3 < 9, block 2: 7 < 9, block 3: 9, not < 9
         var rows = (0..<6).map { m in [Double](repeating: 0, count: m + 1) }
@@ -263,7 +261,7 @@ struct PrefillMethodThresholdTests {
 
     /// γ = 0.8 is not a float either: fl(0.8 * 10) = 8, and the running sum that reaches 8 exactly
     /// is kept by the `<=` rule.
-    @Test("FlexPrefill: γ 0.8 (a float pair on the device), a running sum exactly at fl(γ · rows)")
+    @Test("FlexPrefill: γ 0.8 (three fp32 parts on the device), a running sum exactly at fl(γ · rows)")
     func flexPrefillGammaPointEight() throws {
         // 10 rows of 1: row 0 [1]; rows 1...9 [0.5, 0.5, 0...]. Sorted: (0,0), then the 18 halves in row order:
         // 1 + 14 halves = 8 exactly (rows 1...7), kept; the next half (8,0) gives 8.5.

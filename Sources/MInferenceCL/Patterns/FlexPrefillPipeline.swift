@@ -78,12 +78,12 @@ struct FlexPrefillPipeline {
         let ks = try scratch.buffer("flexprefill budgets", byteCount: 2 * s * 4)
         let queryAware = try scratch.buffer("flexprefill query-aware", byteCount: s * 4)
         let distance = try scratch.buffer("flexprefill distance", byteCount: s * 4)
-        let gammaHigh = Float(parameters.gamma), gammaLow = Float(parameters.gamma - Double(Float(parameters.gamma)))
+        let gamma = KernelArgument.exactDouble(parameters.gamma)
         var indexEvents: [CommandEvent] = []
         indexEvents.append(try context.launch(
             program, "flex_head_choice", global: [256 * s], local: [256],
             [.buffer(estimate), .int(problem.keyLength), .int(lastRows), .buffer(lastMean), .buffer(pooledK), .buffer(kvOfSlot),
-             .int(nb), .buffer(blockScores), .buffer(logits), .float(gammaHigh), .float(gammaLow), .float(Float(parameters.tau)),
+             .int(nb), .buffer(blockScores), .buffer(logits)] + gamma + KernelArgument.exactDouble(parameters.tau) + [
              .int(parameters.minBlocks), .int(min(parameters.maxBlocks, Int(Int32.max))), .buffer(ks), .buffer(queryAware),
              .buffer(distance)]))
         let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
@@ -98,7 +98,7 @@ struct FlexPrefillPipeline {
         let awareCounts = try scratch.buffer("flexprefill query-aware counts", byteCount: s * 4)
         indexEvents.append(try context.launch(
             program, "flex_pooled_counts", global: [256 * s], local: [256],
-            [.buffer(pooled), .int(qb), .int(nb), .buffer(queryAware), .float(gammaHigh), .float(gammaLow), .buffer(awareCounts)]))
+            [.buffer(pooled), .int(qb), .int(nb), .buffer(queryAware)] + gamma + [.buffer(awareCounts)]))
         let (aware, awareEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
             scores: pooled, stride: qb * nb, count: s, length: qb * nb, causal: false, rowsPerGroup: 1, kOfGroup: [],
             kBuffer: awareCounts, maxK: qb * nb), scratch: scratch, role: "flexprefill query-aware top-k")

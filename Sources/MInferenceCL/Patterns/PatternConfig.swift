@@ -37,8 +37,11 @@ public struct PatternConfig: Sendable, Equatable {
 
     /// Pattern names the reader accepts (`HeadPattern.Kind(name:)` also takes a few spellings of
     /// these, case-insensitively).
-    public static let knownPatternNames: [String] =
-        HeadPattern.Kind.allCases.compactMap(\.upstreamName) + HeadPattern.Kind.allCases.map(\.rawValue)
+    public static let knownPatternNames: [String] = {
+        // the whole-model methods (tri_shape, xattention, flexprefill) have no per-head entry
+        let perHead = HeadPattern.Kind.allCases.filter { $0.upstreamAttentionType == nil }
+        return perHead.compactMap(\.upstreamName) + perHead.map(\.rawValue)
+    }()
 
     // MARK: Reading
 

@@ -104,12 +104,10 @@ struct XAttentionPipeline {
         phases.add(.estimation, events)
 
         let ks = try scratch.buffer("xattention counts", byteCount: max(1, s * qb) * 4)
-        let thresholdHigh = Float(parameters.threshold)
-        let thresholdLow = Float(parameters.threshold - Double(thresholdHigh))
         let countEvent = try context.launch(
             program, "xattn_counts", global: [256 * s * qb], local: [256],
             [.buffer(scores), .int(nb), .int(qb), .int(base), .int(paddedBlocks), .int(parameters.chunkSize / parameters.blockSize),
-             .float(thresholdHigh), .float(thresholdLow), .buffer(ks)])
+            ] + KernelArgument.exactDouble(parameters.threshold) + [.buffer(ks)])
         let (selection, selectEvent) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
             scores: scores, stride: nb, count: s * qb, length: nb, causal: true, causalFirst: base, rowsPerGroup: qb, kOfGroup: [],
             kBuffer: ks, maxK: nb, rowsPerK: 1), scratch: scratch, role: "xattention top-k")

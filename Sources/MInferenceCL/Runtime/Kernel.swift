@@ -13,6 +13,16 @@ package enum KernelArgument {
     case local(Int)
 
     package static func int(_ value: Int) -> KernelArgument { .int(Int32(value)) }
+
+    /// A float64 value as three fp32 arguments, each the nearest float to what the ones before
+    /// leave (mass_threshold.h `exact_parameter` adds them in fp64 back to exactly `value`): an
+    /// OpenCL 1.2 device need not take `double` arguments, and two floats hold only 48 bits.
+    package static func exactDouble(_ value: Double) -> [KernelArgument] {
+        let high = Float(value)
+        let middle = Float(value - Double(high))
+        let low = Float(value - Double(high) - Double(middle))
+        return [.float(high), .float(middle), .float(low)]
+    }
 }
 
 /// A `cl_kernel` made for one launch (kernel objects are not thread-safe to set up, so each
