@@ -12,12 +12,14 @@
  * position Nk - Nq + i). Work: global (R * ATTENTION_THREADS, slots), local (ATTENTION_THREADS, 1),
  * R = ceil(Nq / ATTENTION_ROWS); row blocks run last (heaviest) first.
  */
+#ifndef LIST_BLOCK
+#define LIST_BLOCK 128 /* B: rows per query block and keys per key block */
+#endif
+#ifndef BLOCK_TILES
+#define BLOCK_TILES (LIST_BLOCK / 64)
+#endif
 #include "attention_path.h"
 #include "pattern_tiles.h"
-
-#ifndef LIST_BLOCK
-#define LIST_BLOCK 128
-#endif
 #if LIST_BLOCK % ATTENTION_ROWS != 0 || LIST_BLOCK != BLOCK_TILES * PATTERN_TILE
 #error "LIST_BLOCK must be BLOCK_TILES 64-key tiles and a multiple of the work-group's rows"
 #endif

@@ -36,6 +36,9 @@ struct EveryDeviceTests {
         ("vertical-slash (CLBlast)", .verticalSlash(vertical: 64, slash: 150), 4, 2, 500, 64, .bf16, .clblast),
         ("block-sparse", .blockSparse(blocks: 3), 6, 3, 500, 64, .f16, .fused),
         ("block-sparse (CLBlast)", .blockSparse(blocks: 4), 4, 2, 640, 128, .bf16, .clblast),
+        ("tri-shape", .triShape(sink: 7, window: 50, last: 40), 4, 1, 333, 128, .f16, .fused),
+        ("xattention", .defaultXAttention, 4, 2, 700, 64, .f16, .fused),
+        ("flexprefill", .flexPrefill(FlexPrefillParameters(gamma: 0.9, tau: 0.5)), 4, 2, 700, 64, .bf16, .fused),
     ]
 
     @Test("Dense and every pattern against the float64 references", arguments: devices)
