@@ -23,6 +23,12 @@ public struct LayerPlan: Sendable, Hashable, CustomStringConvertible {
     /// are then the prompt's). Otherwise the estimate reads the chunk's own queries: vertical-slash
     /// with Nq < 64 scores from those Nq queries, and block-sparse pools the first query block over
     /// the chunk's rows in it. A decode step (Nq = 1) runs dense for every pattern.
+    ///
+    /// Upstream's later methods (docs/PREFILL-METHODS.md section 11): Tri-shape makes the last
+    /// `last` positions of the keys dense; XAttention and FlexPrefill need a chunk that starts on a
+    /// multiple of their block size (XAttention then gives the prompt's rows; FlexPrefill estimates
+    /// from the chunk's own last queries). The heads of one method share one parameter set
+    /// (Tri-shape: one `last`), as they run in one launch; otherwise `AttentionError.unsupported`.
     public func validate(for problem: AttentionProblem) throws {
         guard heads.count == problem.headsQ else {
             throw AttentionError.shape("the layer plan has \(heads.count) head patterns; q has \(problem.headsQ) query heads")
