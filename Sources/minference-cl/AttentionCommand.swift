@@ -8,9 +8,11 @@ struct AttentionCommand: ParsableCommand {
         abstract: "Attention of q/k/v .npy files with a dense or sparse pattern, written to an .npy file.",
         discussion: """
         q is [H, N, d] or [B, H, N, d]; k and v are [Hkv, N, d] or [B, Hkv, N, d] with H a multiple of Hkv.
-        Sparse patterns are causal prefill (Nq = Nk). Budgets must be whole numbers from 1 to 2^31 - 1; budgets
-        larger than N are allowed and clamped as upstream does (A-shape: min(sink, N), min(window, N);
-        vertical-slash: V = min(N, max(v, 30)), S = min(N, max(s, 50)); block-sparse: min(blocks, N/64 + 1)).
+        Sparse patterns are causal: a prefill (Nq = Nk) or a chunk of one (Nq < Nk, the queries at the end of the \
+        keys). Budgets must be whole numbers from 1 to 2^31 - 1; budgets larger than N are allowed and clamped as \
+        upstream does (A-shape: min(sink, N), min(window, N); vertical-slash: V = min(N, max(v, 30)), \
+        S = min(N, max(s, 50)); block-sparse: min(blocks, N/64 + 1)). XAttention and FlexPrefill parameters \
+        outside their domain (thresholds in (0, 1], block sizes, strides) are refused.
         Inputs are checked for NaN and infinity first (--no-check-finite skips the check). Every error is one line
         on stderr and exit code 1 (64 for a malformed command line); no output file is left behind by a failed run.
         """)

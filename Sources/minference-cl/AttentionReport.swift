@@ -13,8 +13,15 @@ struct AttentionReport {
             "shape: B=\(p.batch) Hq=\(p.headsQ) Hkv=\(p.headsKV) Nq=\(p.queryLength) Nk=\(p.keyLength) d=\(p.headDim) \(p.inputDType)->\(p.outputDType) \(p.causal ? "causal" : "non-causal") scale=\(p.scale)",
             "plan: \(report.plan)",
         ]
-        let fallbacks = zip(report.plan.heads, report.executed).filter { $0.0.kind != $0.1.kind }.count
-        if fallbacks > 0 { lines.append("dense fallback: \(fallbacks) head(s) below the device's threshold (\(report.profile))") }
+        let fallbacks = zip(report.plan.heads, report.executed).filter { $0.0.kind != $0.1.kind }.map(\.0)
+        if !fallbacks.isEmpty {
+            // why: a decode step, FlexPrefill's short-sequence rule, or the device profile's length
+            let reason = p.queryLength == 1 && p.keyLength > 1 ? "a single query (a decode step) runs dense"
+                : fallbacks.allSatisfy({ $0.kind == .flexPrefill })
+                    ? "FlexPrefill runs dense up to max(2 blocks, the minimum budget) keys, as upstream"
+                    : "below the device's measured length (\(report.profile))"
+            lines.append("dense fallback: \(fallbacks.count) head(s): \(reason)")
+        }
         var rows: [[String]] = []
         for kind in HeadPattern.Kind.allCases {
             guard let timing = report.timing[kind] else { continue }

@@ -6,9 +6,9 @@ import MInferenceCL
 struct PatternOptions: ParsableArguments {
     @Option(name: .long, help: "Pattern for every head: dense, a-shape (stream_llm), vertical-slash (vertical_and_slash), block-sparse (block_sparse), tri-shape (tri_shape), xattention, flexprefill.")
     var pattern: String?
-    @Option(name: .long, parsing: .unconditional, help: "A-shape: initial (sink) keys every query sees (default 128).")
+    @Option(name: .long, parsing: .unconditional, help: "A-shape and Tri-shape: initial (sink) keys every query sees (default 128; 8 with --tri-mix-start).")
     var sink: Int?
-    @Option(name: .long, parsing: .unconditional, help: "A-shape: local window, the query included (default 3968).")
+    @Option(name: .long, parsing: .unconditional, help: "A-shape and Tri-shape: local window, the query included (default 3968; 512 with --tri-mix-start).")
     var window: Int?
     @Option(name: .long, parsing: .unconditional, help: "Vertical-slash: key columns (default 1000).")
     var vertical: Int?
@@ -16,19 +16,19 @@ struct PatternOptions: ParsableArguments {
     var slash: Int?
     @Option(name: .long, parsing: .unconditional, help: "Block-sparse: 64-key blocks per 64-query block (default 100).")
     var blocks: Int?
-    @Option(name: .long, parsing: .unconditional, help: "Tri-shape: last queries that attend every causal key (default 100).")
+    @Option(name: .long, parsing: .unconditional, help: "Tri-shape: last queries that attend every causal key (default 100; 128 with --tri-mix-start).")
     var last: Int?
     @Option(name: .long, parsing: .unconditional, help: "XAttention: share of each query block's estimated mass to cover, in (0, 1] (default 0.9).")
     var threshold: Double?
     @Option(name: .long, parsing: .unconditional, help: "XAttention: antidiagonal stride, dividing the block size (default 8).")
     var stride: Int?
-    @Option(name: .long, parsing: .unconditional, help: "XAttention, FlexPrefill: block size in tokens, a multiple of 64 up to 512 (default 128).")
+    @Option(name: .long, parsing: .unconditional, help: "XAttention: 64, 128, 256 or 512 (dividing its 2048-query estimation chunk); FlexPrefill: a multiple of 64 up to 512. Default 128, upstream's.")
     var blockSize: Int?
     @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: cumulative attention to cover, in (0, 1] (default 0.9).")
     var gamma: Double?
     @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: Jensen-Shannon distance under which a head is query-aware, in [0, 1] (default 0.1).")
     var tau: Double?
-    @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: lower budget bound in tokens (default none: one block).")
+    @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: lower budget bound in tokens (default none: one block). Above --max-budget, the upper bound wins for vertical-slash heads (upstream).")
     var minBudget: Int?
     @Option(name: .long, parsing: .unconditional, help: "FlexPrefill: upper budget bound in tokens (default none).")
     var maxBudget: Int?
@@ -51,7 +51,10 @@ struct PatternOptions: ParsableArguments {
             if let flag = budgetFlags.first(where: { $0.1 && !triShapeFlags.contains($0.0) }) {
                 throw ValidationError("\(flag.0) does not apply to --tri-mix-start (its deep layers take --sink, --window and --last)")
             }
-            guard let layer else { throw ValidationError("\(layerFlag) is needed with --tri-mix-start (the layer decides the pattern)") }
+            guard let layer = layer ?? (triMixStart == 0 ? 0 : nil) else {
+                throw ValidationError("\(layerFlag) is needed with --tri-mix-start (the layer decides the pattern)")
+            }
+            guard layer >= 0 else { throw ValidationError("\(layerFlag) must be >= 0, got \(layer)") }
             let mix = try TriangleMix(startingLayer: triMixStart, triShape: .triShape(sink: sink ?? 8, window: window ?? 512, last: last ?? 128))
             let shallow = try config.map { LayerPlan(heads: try PatternConfig.load(path: $0).patterns(layer: layer, heads: heads)) }
             return mix.plan(layer: layer, heads: heads, shallow: layer < triMixStart ? shallow : nil)
@@ -64,11 +67,12 @@ struct PatternOptions: ParsableArguments {
             guard let layer else { throw ValidationError(missingLayer) }
             return LayerPlan(heads: try PatternConfig.load(path: config).patterns(layer: layer, heads: heads))
         }
-        if layer != nil { throw ValidationError("\(layerFlag) applies to --config") }
+        if layer != nil { throw ValidationError("\(layerFlag) applies to --config and --tri-mix-start") }
         if pattern == nil, let missingPattern { throw ValidationError(missingPattern) }
         let name = pattern ?? "dense"
         guard let kind = HeadPattern.Kind(name: name) else {
-            throw ValidationError("unknown --pattern '\(name)'; use dense, a-shape, vertical-slash, block-sparse, tri-shape, xattention or flexprefill")
+            throw ValidationError("unknown --pattern '\(name)'; use dense, a-shape, vertical-slash, block-sparse, tri-shape, xattention or flexprefill"
+                                  + (name.lowercased().hasPrefix("tri_mix") || name.lowercased().hasPrefix("tri-mix") ? " (TriangleMix is --tri-mix-start)" : ""))
         }
         let allowed: Set<String> = switch kind {
         case .dense: []

@@ -264,6 +264,9 @@ struct PatternConfigTests {
         let reason = "'\(name)' is one of upstream's whole-model methods (attn_type), not a per-head pattern of this format; run it with --pattern \(flag)"
         #expect(error == .badEntry(source: "test.json", layer: 1, head: "1", reason: reason))
         #expect(error?.description == "test.json: layer 1, head \"1\": " + reason)
+        // with threshold-like numbers the entry still hears what it is, not "not an integer"
+        let fractional = decodeFailure("[{\"0\": \(entry(name, "0.9", "8"))}]")
+        #expect(fractional == .badEntry(source: "test.json", layer: 0, head: "0", reason: reason))
     }
 
     @Test("Kind(name:) knows the prefill methods by this project's names and upstream's attn_type")

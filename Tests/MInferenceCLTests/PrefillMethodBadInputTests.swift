@@ -36,6 +36,8 @@ struct PrefillMethodBadInputTests {
         Case(pattern: x(blockSize: 96), error: .budget("head 1: xattention block size must be a multiple of 64 from 64 to 512, got 96")),
         Case(pattern: x(blockSize: 1024), error: .budget("head 1: xattention block size must be a multiple of 64 from 64 to 512, got 1024")),
         Case(pattern: x(blockSize: 0), error: .budget("head 1: xattention block size must be a multiple of 64 from 64 to 512, got 0")),
+        // a multiple of 64 that does not divide upstream's 2048-query chunk
+        Case(pattern: x(blockSize: 192), error: .budget("head 1: xattention block size must divide upstream's 2048-query estimation chunk (64, 128, 256 or 512), got 192")),
         Case(pattern: x(chunkSize: 200),
              error: .budget("head 1: xattention chunk size must be a positive multiple of the block size 128, got 200")),
         Case(pattern: x(blockSize: 256, chunkSize: 128),

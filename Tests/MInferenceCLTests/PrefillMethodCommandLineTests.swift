@@ -152,6 +152,8 @@ struct PrefillMethodCommandLineTests {
                                   message: "--tri-mix-start chooses each layer's pattern; use it without --pattern"),
         CommandLineTests.standard("--tri-mix-start without --layer", ["--tri-mix-start", "2"],
                                   message: "--layer is needed with --tri-mix-start"),
+        CommandLineTests.standard("--tri-mix-start with a negative --layer", ["--tri-mix-start", "3", "--layer", "-1"],
+                                  message: "--layer must be >= 0, got -1"),
         CommandLineTests.standard("--tri-mix-start with --threshold", ["--tri-mix-start", "2", "--layer", "3", "--threshold", "0.9"],
                                   message: "--threshold does not apply to --tri-mix-start"),
         CommandLineTests.standard("negative --tri-mix-start", ["--tri-mix-start", "-1", "--layer", "3"],

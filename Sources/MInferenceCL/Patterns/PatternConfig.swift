@@ -118,6 +118,9 @@ public struct PatternConfig: Sendable, Equatable {
         guard let kind = HeadPattern.Kind(name: name) else {
             throw PatternConfigError.unknownPattern(source: source, layer: layer, head: head, name: name)
         }
+        // before the budgets: an entry like ["xattention", 0.9, 8] should hear what it is, not "not an integer"
+        let wholeModelMethod = bad("'\(name)' is one of upstream's whole-model methods (attn_type), not a per-head pattern of this format; run it with --pattern \(kind.rawValue)")
+        if kind.upstreamAttentionType != nil { throw wholeModelMethod }
         func budget(_ field: String, _ value: JSONReader.Value) throws -> Int {
             func reject(_ reason: String) -> PatternConfigError {
                 .badBudget(source: source, layer: layer, head: head, pattern: name, field: field, value: value.summary, reason: reason)
@@ -149,7 +152,7 @@ public struct PatternConfig: Sendable, Equatable {
         case .verticalSlash: pattern = .verticalSlash(vertical: v, slash: s)
         case .blockSparse: pattern = HeadPattern.defaultBlockSparse
         case .triShape, .xAttention, .flexPrefill:
-            throw bad("'\(name)' is one of upstream's whole-model methods (attn_type), not a per-head pattern of this format; run it with --pattern \(kind.rawValue)")
+            throw wholeModelMethod
         }
         return (pattern, score)
     }

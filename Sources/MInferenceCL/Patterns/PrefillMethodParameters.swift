@@ -10,8 +10,8 @@ public struct XAttentionParameters: Sendable, Hashable, CustomStringConvertible 
     public var threshold: Double
     /// S: the antidiagonal length and downsampling factor; divides `blockSize`; default 8.
     public var stride: Int
-    /// B: query and key block size in tokens, a multiple of 64 up to 512; default 128 (upstream
-    /// asserts 128).
+    /// B: query and key block size in tokens, a multiple of 64 up to 512 that divides `chunkSize`
+    /// (64, 128, 256 or 512 with the default chunk); default 128 (upstream asserts 128).
     public var blockSize: Int
     /// C: queries per estimation chunk of upstream; only its first chunk's selection rule differs
     /// (docs/PREFILL-METHODS.md 4.7); a multiple of `blockSize`; default 2048.
@@ -49,7 +49,9 @@ public struct XAttentionParameters: Sendable, Hashable, CustomStringConvertible 
             throw AttentionError.budget("xattention stride must divide the block size \(blockSize), got \(stride)")
         }
         guard chunkSize >= blockSize, chunkSize % blockSize == 0, chunkSize <= Int(Int32.max) else {
-            throw AttentionError.budget("xattention chunk size must be a positive multiple of the block size \(blockSize), got \(chunkSize)")
+            throw AttentionError.budget(chunkSize == 2048
+                ? "xattention block size must divide upstream's 2048-query estimation chunk (64, 128, 256 or 512), got \(blockSize)"
+                : "xattention chunk size must be a positive multiple of the block size \(blockSize), got \(chunkSize)")
         }
         guard norm.isFinite, norm > 0 else { throw AttentionError.budget("xattention norm must be finite and > 0, got \(norm)") }
     }
@@ -70,7 +72,8 @@ public struct FlexPrefillParameters: Sendable, Hashable, CustomStringConvertible
     /// Lower budget bound in tokens, rounded up to blocks (nil: one block); default nil.
     public var minBudget: Int?
     /// Upper budget bound in tokens, rounded up to blocks (nil: none); default nil. When the two
-    /// bounds cross, the upper wins for vertical-slash heads, as upstream.
+    /// bounds cross, the upper wins for vertical-slash heads and query-aware heads take the lower,
+    /// as upstream (docs/PREFILL-METHODS.md 5.4, 5.5).
     public var maxBudget: Int?
     /// Block size in tokens, a multiple of 64 up to 512; default 128 (upstream's, which cannot
     /// be changed there: docs/PREFILL-METHODS.md 5.1).
