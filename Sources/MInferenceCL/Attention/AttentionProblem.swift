@@ -117,6 +117,9 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     public var keyShape: [Int] { [batch, headsKV, keyLength, headDim] }
     /// Query heads per KV head, `Hq / Hkv` (1 without grouped-query attention).
     public var groupSize: Int { headsQ / headsKV }
+    /// The flattened KV head (batch * Hkv + kv) that flattened query head `head` (batch * Hq + h)
+    /// reads: kv = h / groupSize, as the kernels' `kv_head_of`.
+    public func kvHead(ofFlattened head: Int) -> Int { (head / headsQ) * headsKV + (head % headsQ) / groupSize }
 
     /// Query-key pairs a dense kernel evaluates (causal: the visible triangle or trapezoid).
     public var densePairs: Double {

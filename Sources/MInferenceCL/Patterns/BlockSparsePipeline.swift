@@ -62,10 +62,7 @@ struct BlockSparsePipeline {
                                           .int(n), .int(0), .int(0), .int(nb), .int(problem.headsKV)]))
         let scores = try scratch.buffer("block scores", byteCount: s * qb * nb * 4)
         if scoring == .clblast {
-            let kvOf = slots.map { head -> Int in
-                let h = Int(head)
-                return (h / problem.headsQ) * problem.headsKV + (h % problem.headsQ) / problem.groupSize
-            }
+            let kvOf = slots.map { problem.kvHead(ofFlattened: Int($0)) }
             events.append(try CLBlastGEMM.multiplyTransposed(
                 context: context, m: qb, n: nb, k: d, a: pooledQ, aOffsets: (0..<s).map { $0 * qb * d },
                 b: pooledK, bOffsets: kvOf.map { $0 * nb * d }, c: scores, cOffsets: (0..<s).map { $0 * qb * nb }))

@@ -51,10 +51,7 @@ struct FlexPrefillPipeline {
         var events: [CommandEvent] = []
         let kvHeads = problem.batch * problem.headsKV
         let kvSlots = try scratch.copying((0..<kvHeads).map { Int32($0) }, "flexprefill kv heads")
-        let kvOfSlot = try scratch.copying(slots.map { head -> Int32 in
-            let h = Int(head)
-            return Int32((h / problem.headsQ) * problem.headsKV + (h % problem.headsQ) / problem.groupSize)
-        }, "flexprefill kv of slot")
+        let kvOfSlot = try scratch.copying(slots.map { Int32(problem.kvHead(ofFlattened: Int($0))) }, "flexprefill kv of slot")
         let pooledK = try scratch.buffer("flexprefill pooled keys", byteCount: kvHeads * nb * d * 4)
         let pooledQ = try scratch.buffer("flexprefill pooled queries", byteCount: max(1, s * qb * d) * 4)
         let lastMean = try scratch.buffer("flexprefill last-query mean", byteCount: s * d * 4)

@@ -43,7 +43,7 @@ struct LastQueryEstimate {
                 [.buffer(q.buffer), .layout(q.layout), .buffer(slotBuffer), .buffer(lastQ), .int(problem.queryLength),
                  .int(problem.headsQ), .float(problem.scale)]))
             // CLBlast reads fp32 rows d apart: other keys are widened (and packed) first.
-            let kvOf = slots.map { Int(kvHead(ofFlattened: Int($0))) }
+            let kvOf = slots.map { problem.kvHead(ofFlattened: Int($0)) }
             var keys = k.buffer
             var keyOffsets = kvOf.map { kv in k.layout.offset + (kv / problem.headsKV) * k.layout.batchStride + (kv % problem.headsKV) * k.layout.headStride }
             if problem.inputDType != .f32 || k.layout.tokenStride != d {
@@ -68,9 +68,5 @@ struct LastQueryEstimate {
                                          [.buffer(logits), .buffer(rowMax), .buffer(rowInvSum), .buffer(scores), .int(lastRows), .int(n), .int(s)]))
         phases.add(.estimation, events)
         return scores
-    }
-
-    func kvHead(ofFlattened head: Int) -> Int {
-        (head / problem.headsQ) * problem.headsKV + (head % problem.headsQ) / problem.groupSize
     }
 }

@@ -68,10 +68,7 @@ struct XAttentionPipeline {
         let antidiagonal = try scratch.buffer("xattention antidiagonal scores",
                                               byteCount: max(1, s * chunkRows * columns * scoreDType.byteCount))
         let scores = try scratch.buffer("xattention block scores", byteCount: max(1, s * qb * nb * 4))
-        let kvOf = slots.map { head -> Int in
-            let h = Int(head)
-            return (h / problem.headsQ) * problem.headsKV + (h % problem.headsQ) / problem.groupSize
-        }
+        let kvOf = slots.map { problem.kvHead(ofFlattened: Int($0)) }
         let scaleLog2 = problem.scale / Float(stride) / Float(parameters.norm) * Float.log2e
         for first in Swift.stride(from: 0, to: qb, by: chunkBlocks) {
             let count = min(chunkBlocks, qb - first)

@@ -18,7 +18,7 @@ package struct ReferenceAttention: Sendable {
 
     /// Flattened KV head (batch * Hkv + kv) read by flattened query head (batch * Hq + h).
     package func kvHead(of head: Int) -> Int {
-        (head / problem.headsQ) * problem.headsKV + (head % problem.headsQ) / problem.groupSize
+        problem.kvHead(ofFlattened: head)
     }
 
     /// Keys query `query` sees without a sparse pattern: 0...(Nk - Nq + query) when causal.
