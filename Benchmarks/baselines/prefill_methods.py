@@ -45,6 +45,7 @@ import types
 sys.dont_write_bytecode = True  # no __pycache__ beside the scripts or in .baseline
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from baseline import causal_pairs, wrap  # noqa: E402  (the same helpers as baseline.py's runs)
 
 METHODS = ("tri_shape", "xattention_torch", "xattention_triton", "flexprefill")
 MASK_NAMES = {"xattention_torch": "xattention-torch", "xattention_triton": "xattention-triton",
@@ -96,10 +97,6 @@ def parse_args(argv=None):
 
 
 # ---- pure helpers (also used by selftest.py) -------------------------------------------------------
-
-def causal_pairs(n):
-    return n * (n + 1) // 2
-
 
 def block_mask_pairs(torch, mask, n, block=BLOCK):
     """Causal (i, j) pairs covered by a block mask [H, nb, nb] (bool), element-wise causal, rows and
@@ -185,22 +182,6 @@ class Clock:
                 if label == b and a in last:
                     out[name] += self._ms(last[a], event)
         return out
-
-
-def wrap(module, name, before=None, after=None):
-    """Replaces module.name (looked up at call time by upstream's code) by a wrapper; returns the original."""
-    original = getattr(module, name)
-
-    def wrapper(*a, **kw):
-        if before:
-            before(*a, **kw)
-        result = original(*a, **kw)
-        if after:
-            after(result, *a, **kw)
-        return result
-
-    setattr(module, name, wrapper)
-    return original
 
 
 class _RenamedProps:

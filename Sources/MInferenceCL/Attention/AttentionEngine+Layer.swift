@@ -162,9 +162,7 @@ extension AttentionEngine {
             var events = PhaseEvents()
             try kernel.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
             encoded.add(.triShape, events)
-            encoded.triShape = zip(triShape, budgets).map { entry, budget in
-                (entry.head, kernel.coveredPairs(sink: budget.sink, window: budget.window))
-            }
+            encoded.triShape = (kernel, zip(triShape, budgets).map { ($0.head, $1.sink, $1.window) })
         }
 
         let xAttention = slotsOf(.xAttention)
@@ -178,8 +176,8 @@ extension AttentionEngine {
             var events = PhaseEvents()
             let (lists, pairs) = try pipeline.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
             encoded.add(.xAttention, events)
-            encoded.blockLists.append(.init(kind: .xAttention, geometry: pipeline.blocks, lists: lists, pairs: pairs,
-                                            heads: xAttention.map(\.head), flexPrefill: nil))
+            encoded.blockLists.append(.init(geometry: pipeline.blocks, lists: lists, pairs: pairs, heads: xAttention.map(\.head),
+                                            flexPrefill: nil))
         }
 
         let flexPrefill = slotsOf(.flexPrefill)
@@ -192,8 +190,8 @@ extension AttentionEngine {
             var events = PhaseEvents()
             let (lists, choice, pairs) = try pipeline.run(tensors: tensors, slotBuffer: slotBuffer, events: &events)
             encoded.add(.flexPrefill, events)
-            encoded.blockLists.append(.init(kind: .flexPrefill, geometry: pipeline.blocks, lists: lists, pairs: pairs,
-                                            heads: flexPrefill.map(\.head), flexPrefill: (pipeline, choice)))
+            encoded.blockLists.append(.init(geometry: pipeline.blocks, lists: lists, pairs: pairs, heads: flexPrefill.map(\.head),
+                                            flexPrefill: (pipeline, choice)))
         }
         return encoded
     }
@@ -227,12 +225,12 @@ struct EncodedLayer {
     var aShape: [(head: Int, sink: Int, window: Int)] = []
     var verticalSlash: (pipeline: VerticalSlashPipeline, indices: VerticalSlashPipeline.Indices, heads: [Int])?
     var blockSparse: (pipeline: BlockSparsePipeline, selection: TopKKernel.Selection, heads: [Int])?
-    var triShape: [(head: Int, pairs: Int)] = []
+    var triShape: (kernel: TriShapeKernel, heads: [(head: Int, sink: Int, window: Int)])?
     var blockLists: [BlockListGroup] = []
 
-    /// A group of heads that ran B-block lists (XAttention or FlexPrefill).
+    /// A group of heads that ran B-block lists: FlexPrefill's when `flexPrefill` is set, else
+    /// XAttention's.
     struct BlockListGroup {
-        var kind: HeadPattern.Kind
         var geometry: BlockListAttention
         var lists: BlockLists
         /// [slots * query blocks] Int64.
@@ -285,7 +283,9 @@ struct EncodedLayer {
             }
             if collectIndices { result.indices.blockSparse = lists }
         }
-        for entry in triShape { result.addPairs(head: entry.head, entry.pairs) }
+        if let (kernel, heads) = triShape {
+            for entry in heads { result.addPairs(head: entry.head, kernel.coveredPairs(sink: entry.sink, window: entry.window)) }
+        }
         for group in blockLists {
             let rows = group.geometry.queryBlocks
             let pairs = try group.pairs.read(as: Int64.self, count: group.heads.count * rows)

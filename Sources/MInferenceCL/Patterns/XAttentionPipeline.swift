@@ -70,6 +70,9 @@ struct XAttentionPipeline {
         let scores = try scratch.buffer("xattention block scores", byteCount: max(1, s * qb * nb * 4))
         let kvOf = slots.map { problem.kvHead(ofFlattened: Int($0)) }
         let scaleLog2 = problem.scale / Float(stride) / Float(parameters.norm) * Float.log2e
+        let gemm = tensorCores ? try context.program(KernelSource.named("linear_nv_mma.cl"),
+                                                     options: BuildOptions(defines: ["LINEAR_C_DTYPE": scoreDType == .f16 ? "1" : "0"]))
+                               : nil
         for first in Swift.stride(from: 0, to: qb, by: chunkBlocks) {
             let count = min(chunkBlocks, qb - first)
             let rows = count * rowsPerBlock
@@ -79,9 +82,7 @@ struct XAttentionPipeline {
                                              [.buffer(tensors.q.buffer), .layout(tensors.q.layout), .buffer(slotBuffer),
                                               .int(problem.headsQ), .int(first * rowsPerBlock), .int(rows), .int(problem.queryLength),
                                               .int(0), .buffer(queries)]))
-            if tensorCores {
-                let gemm = try context.program(KernelSource.named("linear_nv_mma.cl"),
-                                               options: BuildOptions(defines: ["LINEAR_C_DTYPE": scoreDType == .f16 ? "1" : "0"]))
+            if let gemm {
                 for slot in 0..<s {
                     events.append(try context.launch(
                         gemm, "linear_nv_mma", global: [(used + 127) / 128 * 256, (rows + 127) / 128], local: [256, 1],
