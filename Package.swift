@@ -29,6 +29,7 @@ let kernelFiles = [
     "flexprefill_index.cl",
     "block_lists.cl",
     "block_list_attention.cl",
+    "nonfinite_keys.cl",
 ]
 
 let package = Package(

@@ -27,6 +27,7 @@ public enum EmbeddedKernels {
         "flexprefill_index.cl": text(PackageResources.flexprefill_index_cl),
         "block_lists.cl": text(PackageResources.block_lists_cl),
         "block_list_attention.cl": text(PackageResources.block_list_attention_cl),
+        "nonfinite_keys.cl": text(PackageResources.nonfinite_keys_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

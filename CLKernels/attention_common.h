@@ -88,6 +88,29 @@ INLINE ushort float_to_bf16(float x) {
     return (ushort)(u >> 16);
 }
 
+/* ---- Non-finite tests on bits (an all-ones exponent: NaN or infinity) -------------------------
+ * On bits, so that no compiler's finite-math assumption folds them away. A 32-bit word holds one
+ * fp32 element or two 16-bit ones. */
+#if INPUT_DTYPE == DTYPE_F32
+#define ELEMENT_EXPONENT 0x7f800000u
+#define ELEMENTS_PER_WORD 1
+#elif INPUT_DTYPE == DTYPE_F16
+#define ELEMENT_EXPONENT 0x7c00u
+#define ELEMENTS_PER_WORD 2
+#else
+#define ELEMENT_EXPONENT 0x7f80u
+#define ELEMENTS_PER_WORD 2
+#endif
+
+/* Whether an input element packed in `w` is a NaN or an infinity. */
+INLINE int word_nonfinite(uint w) {
+#if ELEMENTS_PER_WORD == 1
+    return (w & ELEMENT_EXPONENT) == ELEMENT_EXPONENT;
+#else
+    return (w & ELEMENT_EXPONENT) == ELEMENT_EXPONENT || ((w >> 16) & ELEMENT_EXPONENT) == ELEMENT_EXPONENT;
+#endif
+}
+
 /* ---- Tensor layouts ---------------------------------------------------------------------------
  * (offset, batch stride, head stride, token stride) in elements, channels contiguous (stride 1):
  * contiguous [B, H, N, d] is (0, H*N*d, N*d, d), FlashAttention's [B, N, H, d] is
@@ -109,13 +132,19 @@ INLINE int kv_head_of(int head, int heads_q, int heads_kv) {
 /* ---- Portable fp32 row math (the portable tile path and recall.cl) ---------------------------- */
 
 /* One query row widened to fp32 and pre-scaled (scale * log2(e)), as float8 vectors so the dot
- * products vectorise on CPUs. */
-INLINE void load_scaled_row(float8* q_row, __global const in_t* q, size_t offset, float scale_log2) {
+ * products vectorise on CPUs; returns 1 when the row holds a NaN or an infinity. */
+INLINE int load_scaled_row(float8* q_row, __global const in_t* q, size_t offset, float scale_log2) {
+    int nonfinite = 0;
     for (int c = 0; c < HEAD_VEC; ++c) {
         float x[8];
-        for (int e = 0; e < 8; ++e) x[e] = LOAD_IN(q, offset + 8 * c + e) * scale_log2;
+        for (int e = 0; e < 8; ++e) {
+            const float element = LOAD_IN(q, offset + 8 * c + e);
+            nonfinite |= (as_uint(element) & 0x7f800000u) == 0x7f800000u;
+            x[e] = element * scale_log2;
+        }
         q_row[c] = vload8(0, x);
     }
+    return nonfinite;
 }
 
 /* scores[j] = q_row . k_tile[j] for `keys` staged fp32 keys (a multiple of 4), four at a time:

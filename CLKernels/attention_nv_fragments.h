@@ -54,6 +54,15 @@ INLINE float quad_max(float x) {
     return fmax(x, as_float(y));
 }
 
+/* 1 when `x` is non-zero in any lane of the quad. */
+INLINE int quad_any(int x) {
+    int y;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 0x1f, 0xffffffff;" : "=r"(y) : "r"(x));
+    x |= y;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, 2, 0x1f, 0xffffffff;" : "=r"(y) : "r"(x));
+    return (x | y) != 0;
+}
+
 INLINE float quad_sum(float x) {
     uint y;
     asm volatile("shfl.sync.bfly.b32 %0, %1, 1, 0x1f, 0xffffffff;" : "=r"(y) : "r"(as_uint(x)));
@@ -76,6 +85,36 @@ INLINE void mask_scores(float s[MMA_M_TILES][MMA_KEY_TILES][4], __local const in
         }
     }
 }
+
+/* Marks this thread's rows that cover a flagged key of the step (attention_path.h: the key
+ * flags): only read when the layer has one. `masked` 0: every key of the step is visible. */
+INLINE void flag_rows(int poisoned[MMA_M_TILES][2], __local const int* keys, __global const uchar* kfh, int masked,
+                      int quad, int q_pos_base, int causal, int sink, int window) {
+    _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
+        const int q_pos0 = q_pos_base + 16 * mt, q_pos1 = q_pos0 + 8;
+        _Pragma("unroll") for (int t = 0; t < MMA_KEY_TILES; ++t) {
+            _Pragma("unroll") for (int e = 0; e < 2; ++e) {
+                const int key = keys[t * 8 + 2 * quad + e];
+                if (key < 0 || !kfh[key]) continue;
+                poisoned[mt][0] |= !masked || key_visible(key, q_pos0, causal, sink, window);
+                poisoned[mt][1] |= !masked || key_visible(key, q_pos1, causal, sink, window);
+            }
+        }
+    }
+}
+
+/* Whether row `row` of a 16-bit tile in shared memory holds a NaN or an infinity, checked by the
+ * four threads of a quad together: this thread reads 16-byte chunks quad, quad + 4, ... at the
+ * element offsets OFFSET(row, chunk) of the path's swizzle. */
+#define ROW_NONFINITE(result, tile, row, quad, OFFSET)                                           \
+    {                                                                                            \
+        int bad_ = 0;                                                                            \
+        for (int c_ = (quad); c_ < HEAD_DIM / 8; c_ += 4) {                                      \
+            const uint4 w_ = *(__local const uint4*)((tile) + OFFSET((row), c_));                \
+            bad_ |= word_nonfinite(w_.x) | word_nonfinite(w_.y) | word_nonfinite(w_.z) | word_nonfinite(w_.w); \
+        }                                                                                        \
+        (result) = quad_any(bad_);                                                               \
+    }
 
 /* 1 when `p` is non-zero in any lane of the warp (every lane gets the same answer). */
 INLINE int warp_any(int p) {
@@ -172,12 +211,16 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
 }
 
 /* Normalises by the quad-reduced row sums and writes this thread's rows (2 per m-tile) of the
- * head whose token 0 is at `o`, rows `row_stride` elements apart. */
+ * head whose token 0 is at `o`, rows `row_stride` elements apart; a row poisoned in any thread of
+ * its quad (non-finite q, or a flagged key covered) is NaN, a row that saw no key 0. */
 INLINE void store_rows(__global out_t* o, size_t row_stride, int n_q, int row_base, float acc_o[MMA_M_TILES][MMA_D_TILES][4],
-                       float row_sum[MMA_M_TILES][2], int quad) {
+                       float row_sum[MMA_M_TILES][2], int poisoned[MMA_M_TILES][2], int quad) {
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
         const float sum0 = quad_sum(row_sum[mt][0]), sum1 = quad_sum(row_sum[mt][1]);
-        const float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+        float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
+        /* NaN * anything is NaN: the poisoned row's every channel */
+        if (quad_any(poisoned[mt][0])) inv0 = NAN;
+        if (quad_any(poisoned[mt][1])) inv1 = NAN;
         const int row0 = row_base + 16 * mt, row1 = row0 + 8;
         _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
             const int col = t * 8 + 2 * quad;

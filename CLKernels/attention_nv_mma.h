@@ -94,14 +94,18 @@
                    "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]))
 
 
+/* 16 for a key whose row is copied, 0 for none (-1) and for a flagged key (attention_path.h: both
+ * become zero rows). */
+#define MMA_ROW_BYTES(key) ((key) >= 0 && !(flagged && kfh[key]) ? 16 : 0)
+
 /* Issues the copy of one MMA_KV-row tile of `src` rows (key_of_slot[r], -1 = zero row; rows
- * `row_stride` elements apart) into `dst`. */
+ * `row_stride` elements apart) into `dst`; flagged keys (when `flagged`) become zero rows. */
 INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, size_t row_stride,
-                            __local const int* key_of_slot, int tid) {
+                            __local const int* key_of_slot, int tid, int flagged, __global const uchar* kfh) {
     for (int e = tid; e < MMA_KV * MMA_CHUNKS; e += ATTENTION_THREADS) {
         const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;
         const int key = key_of_slot[r];
-        cp_async16(dst + swizzled(r, chunk), src + (size_t)max(key, 0) * row_stride + chunk * 8, key >= 0 ? 16 : 0);
+        cp_async16(dst + swizzled(r, chunk), src + (size_t)max(key, 0) * row_stride + chunk * 8, MMA_ROW_BYTES(key));
     }
 }
 
@@ -120,6 +124,7 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
     MMA_Q_FRAGMENTS                                                                              \
     float acc_o[MMA_M_TILES][MMA_D_TILES][4];                                                    \
     float row_max[MMA_M_TILES][2], row_sum[MMA_M_TILES][2];                                      \
+    int poisoned[MMA_M_TILES][2]; /* rows written as NaN: a non-finite q, a flagged key covered */ \
     {                                                                                            \
         __global const ushort* qh16 = (__global const ushort*)qh;                                \
         for (int e = tid; e < ATTENTION_ROWS * MMA_CHUNKS; e += ATTENTION_THREADS) {             \
@@ -134,6 +139,9 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
         barrier(CLK_LOCAL_MEM_FENCE);                                                            \
         MMA_LOAD_Q_REGISTERS                                                                     \
         _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {                             \
+            const int q_row_ = (warp * MMA_M_TILES + mt) * 16 + group;                           \
+            ROW_NONFINITE(poisoned[mt][0], smem, q_row_, quad, swizzled)                         \
+            ROW_NONFINITE(poisoned[mt][1], smem, q_row_ + 8, quad, swizzled)                     \
             row_max[mt][0] = -INFINITY; row_max[mt][1] = -INFINITY;                              \
             row_sum[mt][0] = 0.0f; row_sum[mt][1] = 0.0f;                                        \
             _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {                            \
@@ -170,19 +178,21 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
         if (step_count > 0) {                                                                    \
             for (int r = tid; r < MMA_KV; r += ATTENTION_THREADS) tile_keys[0][r] = MMA_STEP_KEY(KEY_OF, 0, r); \
             barrier(CLK_LOCAL_MEM_FENCE);                                                        \
-            load_tile_async(k_smem, kh16, k_rows, tile_keys[0], tid);                                    \
+            load_tile_async(k_smem, kh16, k_rows, tile_keys[0], tid, flagged, kfh);              \
             cp_async_commit();                                                                   \
         }                                                                                        \
         for (int step = 0; step < step_count; ++step) {                                          \
             __local const int* keys = tile_keys[step & 1];                                       \
             cp_async_wait_all();                                                                 \
             barrier(CLK_LOCAL_MEM_FENCE); /* K landed; every warp is done with the last V */     \
-            load_tile_async(v_smem, vh16, v_rows, keys, tid);                                    \
+            load_tile_async(v_smem, vh16, v_rows, keys, tid, flagged, kfh);                      \
             cp_async_commit();                                                                   \
             float s[MMA_M_TILES][MMA_KEY_TILES][4];                                              \
-            mma_scores(s, MMA_Q_ARGUMENT, k_smem, warp, lane);                       \
-            if (!(UNMASKED(step / MMA_STEPS_PER_TILE)))                                          \
-                mask_scores(s, keys, quad, q_pos_base, (causal), (sink), (window));              \
+            mma_scores(s, MMA_Q_ARGUMENT, k_smem, warp, lane);                                   \
+            const int masked = !(UNMASKED(step / MMA_STEPS_PER_TILE));                           \
+            if (masked) mask_scores(s, keys, quad, q_pos_base, (causal), (sink), (window));      \
+            if (flagged)                                                                         \
+                flag_rows(poisoned, keys, kfh, masked, quad, q_pos_base, (causal), (sink), (window)); \
             online_softmax(s, acc_o, row_max, row_sum, scale_log2);                                          \
             if (step + 1 < step_count) { /* next step's keys, into the other slot */             \
                 for (int r = tid; r < MMA_KV; r += ATTENTION_THREADS)                            \
@@ -191,7 +201,7 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
             cp_async_wait_all();                                                                 \
             barrier(CLK_LOCAL_MEM_FENCE); /* V landed; every warp is done with K */              \
             if (step + 1 < step_count) {                                                         \
-                load_tile_async(k_smem, kh16, k_rows, tile_keys[(step + 1) & 1], tid);                \
+                load_tile_async(k_smem, kh16, k_rows, tile_keys[(step + 1) & 1], tid, flagged, kfh); \
                 cp_async_commit();                                                               \
             }                                                                                    \
             mma_pv(s, acc_o, v_smem, lane);                                                      \
@@ -234,6 +244,9 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
             mma_scores(s, MMA_Q_ARGUMENT, k_smem + stage * 2 * MMA_TILE_ELEMS, warp, lane);      \
             if (!tile_plain[slot])                                                               \
                 mask_scores(s, tile_keys[slot], quad, q_pos_base, (causal), (sink), (window));   \
+            if (flagged)                                                                         \
+                flag_rows(poisoned, tile_keys[slot], kfh, !tile_plain[slot], quad, q_pos_base,   \
+                          (causal), (sink), (window));                                           \
             online_softmax(s, acc_o, row_max, row_sum, scale_log2);                              \
             mma_pv(s, acc_o, k_smem + stage * 2 * MMA_TILE_ELEMS + MMA_TILE_ELEMS, lane);        \
             _Pragma("unroll") for (int j = 0; j < MMA_KEYS_PER_THREAD; ++j) {                    \
@@ -254,14 +267,14 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
             const int r = e / MMA_CHUNKS, chunk = e % MMA_CHUNKS;                                \
             const int key = step_keys[r];                                                        \
             const size_t row = (size_t)max(key, 0);                                              \
-            cp_async16(k_dst + swizzled(r, chunk), kh16 + row * k_rows + chunk * 8, key >= 0 ? 16 : 0); \
-            cp_async16(v_dst + swizzled(r, chunk), vh16 + row * v_rows + chunk * 8, key >= 0 ? 16 : 0); \
+            cp_async16(k_dst + swizzled(r, chunk), kh16 + row * k_rows + chunk * 8, MMA_ROW_BYTES(key)); \
+            cp_async16(v_dst + swizzled(r, chunk), vh16 + row * v_rows + chunk * 8, MMA_ROW_BYTES(key)); \
         }                                                                                        \
         cp_async_commit();                                                                       \
     }
 #endif
 
-#define ATTENTION_STORE() store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, quad);
+#define ATTENTION_STORE() store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, poisoned, quad);
 
 /* A fragment of Q for m-tile mt, k-step ks, from the swizzled Q tile. */
 INLINE void load_q_fragment(uint* f, __local const ushort* q_smem, int warp, int mt, int ks, int lane) {

@@ -271,6 +271,7 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
     __local ushort* q_tile = smem;                                                               \
     float acc_o[1][MMA_D_TILES][4];                                                              \
     float row_max[1][2], row_sum[1][2];                                                          \
+    int poisoned[1][2] = {{0, 0}}; /* rows written as NaN: a non-finite q, a flagged key covered */ \
     {                                                                                            \
         __global const ushort* qh16 = (__global const ushort*)qh;                                \
         for (int e = tid; e < ATTENTION_ROWS * WG_CHUNKS; e += ATTENTION_THREADS) {              \
@@ -296,7 +297,12 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
         cp_async_wait_all();                                                                     \
         fence_proxy_async();                                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                            \
+        if (!producer) {                                                                         \
+            ROW_NONFINITE(poisoned[0][0], q_tile, warp * 16 + group, quad, WG_Q_OFFSET)          \
+            ROW_NONFINITE(poisoned[0][1], q_tile, warp * 16 + group + 8, quad, WG_Q_OFFSET)      \
+        }                                                                                        \
     }
+#define WG_Q_OFFSET(row, chunk) sw128_offset(ATTENTION_ROWS, (row), (chunk))
 
 /* Key r of pipeline step u (-1: none): slot r % 64 of source tile u * WG_TILES_PER_STEP + r / 64. */
 #define WG_STEP_KEY(KEY_OF, u, r)                                                                \
@@ -344,8 +350,10 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
                     const int key = stage_keys[st][r];                                           \
                     const size_t row = (size_t)max(key, 0);                                      \
                     const int at = column_block + r * 64 + (((chunk & 7) ^ (r & 7)) << 3);       \
-                    cp_async16(k_dst + at, kh16 + row * k_rows + chunk * 8, key >= 0 ? 16 : 0);  \
-                    cp_async16(v_dst + at, vh16 + row * v_rows + chunk * 8, key >= 0 ? 16 : 0);  \
+                    /* none (-1) and flagged keys: zero rows */                                  \
+                    const int bytes = key >= 0 && !(flagged && kfh[key]) ? 16 : 0;               \
+                    cp_async16(k_dst + at, kh16 + row * k_rows + chunk * 8, bytes);              \
+                    cp_async16(v_dst + at, vh16 + row * v_rows + chunk * 8, bytes);              \
                 }                                                                                \
                 mbarrier_arrive_on_copies(&full_bar[st]);                                        \
             }                                                                                    \
@@ -397,6 +405,9 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
         pin_scores(s);                                                                           \
         if (!stage_plain[st])                                                                    \
             mask_scores(s, stage_keys[st], quad, q_pos_base, (causal), (sink), (window));        \
+        if (flagged)                                                                             \
+            flag_rows(poisoned, stage_keys[st], kfh, !stage_plain[st], quad, q_pos_base,         \
+                      (causal), (sink), (window));                                               \
         float alpha[1][2];                                                                       \
         const int rescale = softmax_scores(s, row_max, row_sum, scale_log2, alpha);              \
         wgmma_wait_all();                                                                        \
@@ -424,6 +435,9 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
         if (u > 0) mbarrier_arrive(&empty_bar[(u - 1) % WG_STAGES]);                             \
         if (!stage_plain[st])                                                                    \
             mask_scores(s, stage_keys[st], quad, q_pos_base, (causal), (sink), (window));        \
+        if (flagged)                                                                             \
+            flag_rows(poisoned, stage_keys[st], kfh, !stage_plain[st], quad, q_pos_base,         \
+                      (causal), (sink), (window));                                               \
         online_softmax(s, acc_o, row_max, row_sum, scale_log2);                                  \
         pack_probabilities(p, s);                                                                \
         wgmma_fence();                                                                           \
@@ -435,6 +449,6 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
 #endif
 
 #define ATTENTION_STORE()                                                                        \
-    if (!producer) store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, quad);
+    if (!producer) store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, poisoned, quad);
 
 #endif

@@ -29,6 +29,8 @@
     __global const in_t* kh = k + head_origin(k_layout, (kv), heads_kv);                         \
     __global const in_t* vh = v + head_origin(v_layout, (kv), heads_kv);                         \
     __global out_t* oh = o + head_origin(o_layout, (head), heads_q);                             \
+    __global const uchar* kfh = key_flags + (size_t)(kv) * key_flag_stride;                      \
+    const int flagged = flagged_keys[0];                                                         \
     ATTENTION_ROW_STRIDES
 
 /* Token strides: with CONTIGUOUS_ROWS (the host saw every tensor's rows HEAD_DIM apart) they are
@@ -46,10 +48,16 @@
     const size_t v_rows = TOKEN_STRIDE(v_layout), o_rows = TOKEN_STRIDE(o_layout);
 #endif
 
-/* The tensor parameters of every attention family kernel. */
+/* The tensor parameters of every attention family kernel, and nonfinite_keys.cl's flags: key r
+ * of KV head kv is flagged when key_flags[kv * key_flag_stride + r] is 1, and flagged_keys[0]
+ * counts the flagged keys. Each path gives them plain softmax attention's meaning
+ * (docs/NON-FINITE.md section 1): with flagged_keys[0] == 0 nothing else happens; otherwise a
+ * flagged key's K and V rows are staged as zeros, and a row that covers a flagged key (or whose
+ * own q row holds a NaN or an infinity) is written as NaN. */
 #define ATTENTION_TENSORS                                                                        \
     __global const in_t *q, __global const in_t *k, __global const in_t *v, __global out_t *o,   \
-        layout_t q_layout, layout_t k_layout, layout_t v_layout, layout_t o_layout
+        layout_t q_layout, layout_t k_layout, layout_t v_layout, layout_t o_layout,              \
+        __global const uchar *key_flags, int key_flag_stride, __global const int *flagged_keys
 
 #if NV_WGMMA
 #include "attention_nv_wgmma.h"

@@ -74,11 +74,13 @@ extension AttentionEngine {
         }
     }
 
-    /// Enqueues every pattern group of the layer; waits for nothing.
+    /// Enqueues every pattern group of the layer; waits for nothing. `inputsChecked`: the host
+    /// has checked k and v to be finite, so no key scan runs.
     func encode(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                plan: LayerPlan, options: SparseOptions, waitingFor events: [CommandEvent], scratch: Scratch) throws -> EncodedLayer {
+                plan: LayerPlan, options: SparseOptions, waitingFor events: [CommandEvent], scratch: Scratch,
+                inputsChecked: Bool = false) throws -> EncodedLayer {
         try plan.validate(for: problem)
-        let tensors = try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
+        try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
         try checkDeviceMemory(problem: problem, plan: plan, options: options)
         let profile = DeviceProfile.profile(for: context.device.info)
         let config = self.config(for: problem)
@@ -88,6 +90,9 @@ extension AttentionEngine {
             // Behind a marker on the caller's events, every later command of the in-order queue waits.
             encoded.last = try context.marker(waitingFor: events, label: "wait for the caller's events")
         }
+        let (tensors, scan) = try layerTensors(problem: problem, q: q, k: k, v: v, output: output, scratch: scratch,
+                                               inputsChecked: inputsChecked)
+        if let scan { encoded.scan = scan }
         let slotsOf: (HeadPattern.Kind) -> [(slot: Int32, head: Int)] = { kind in
             (0..<problem.batch).flatMap { b in
                 executed.indices.filter { executed[$0].kind == kind }.map { (Int32(b * problem.headsQ + $0), $0) }
@@ -209,7 +214,10 @@ extension AttentionEngine {
         let dk = try DeviceTensor(context: context, copying: k, label: "k")
         let dv = try DeviceTensor(context: context, copying: v, label: "v")
         let out = try DeviceTensor(context: context, shape: q.shape, dtype: problem.outputDType, label: "output")
-        let report = try run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan, options: options)
+        let report = try withScratch(nil) {
+            try encode(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan, options: options, waitingFor: [],
+                       scratch: $0, inputsChecked: checkFinite).report(collectIndices: options.collectIndices)
+        }
         return (try out.download(), report)
     }
 }
@@ -222,6 +230,10 @@ struct EncodedLayer {
     let profile: String
     var events: [HeadPattern.Kind: PhaseEvents] = [:]
     var last: CommandEvent!
+    /// The key scan (`KeyFlags`), timed with the first pattern group added after it.
+    var scan: CommandEvent? {
+        didSet { if let scan { last = scan } }
+    }
     var aShape: [(head: Int, sink: Int, window: Int)] = []
     var verticalSlash: (pipeline: VerticalSlashPipeline, indices: VerticalSlashPipeline.Indices, heads: [Int])?
     var blockSparse: (pipeline: BlockSparsePipeline, selection: TopKKernel.Selection, heads: [Int])?
@@ -247,6 +259,8 @@ struct EncodedLayer {
     }
 
     mutating func add(_ kind: HeadPattern.Kind, _ phases: PhaseEvents) {
+        var phases = phases
+        if let scan, events.isEmpty { phases.prepend(.keyScan, scan) }
         events[kind] = phases
         if let event = phases.last { last = event }
     }

@@ -38,9 +38,9 @@ public final class AttentionEngine: Sendable {
 
     /// Dense attention of host tensors; returns the output (in `outputDType`, default the input
     /// dtype) and the device time of the kernel. With `checkFinite` (the default) a NaN or
-    /// infinity in q, k or v is refused with `AttentionError.nonFinite` naming its position: the
-    /// kernels compute on finite inputs, and a non-finite one makes the rows that read it
-    /// meaningless (NaN, or 0 for a NaN query).
+    /// infinity in q, k or v is refused with `AttentionError.nonFinite` naming its position;
+    /// without it, a row that reads one (its q row, or the k or v row of a key it covers) is NaN
+    /// and every other row is unchanged (docs/NON-FINITE.md).
     public func dense(q: Tensor, k: Tensor, v: Tensor, causal: Bool = true, scale: Float? = nil,
                       outputDType: DType? = nil, checkFinite: Bool = true) throws -> AttentionResult {
         let problem = try Self.problem(q: q, k: k, v: v, causal: causal, scale: scale, outputDType: outputDType)
@@ -50,7 +50,9 @@ public final class AttentionEngine: Sendable {
         let dk = try DeviceTensor(context: context, copying: k, label: "k")
         let dv = try DeviceTensor(context: context, copying: v, label: "v")
         let out = try DeviceTensor(context: context, shape: q.shape, dtype: problem.outputDType, label: "output")
-        let timing = try dense(problem: problem, q: dq, k: dk, v: dv, output: out)
+        let timing = try withScratch(nil) {
+            try dense(problem: problem, q: dq, k: dk, v: dv, output: out, scratch: $0, inputsChecked: checkFinite)
+        }
         return AttentionResult(output: try out.download(), problem: problem, timing: timing)
     }
 
@@ -68,13 +70,16 @@ public final class AttentionEngine: Sendable {
     }
 
     func dense(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-               scratch: Scratch) throws -> PhaseTiming {
-        let tensors = try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
+               scratch: Scratch, inputsChecked: Bool = false) throws -> PhaseTiming {
+        try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
         try checkDeviceMemory(problem: problem, plan: nil)
+        var events = PhaseEvents()
+        let (tensors, scan) = try layerTensors(problem: problem, q: q, k: k, v: v, output: output, scratch: scratch,
+                                               inputsChecked: inputsChecked)
+        if let scan { events.add(.keyScan, scan) }
         let kernel = DenseAttentionKernel(problem: problem, config: config(for: problem))
         let heads = problem.batch * problem.headsQ
         let slots = try scratch.copying((0..<heads).map { Int32($0) }, "heads")
-        var events = PhaseEvents()
         events.add(.kernel, try kernel.enqueue(context: context, tensors: tensors, slots: slots, slotCount: heads))
         return try PhaseTiming(waitingFor: events)
     }
@@ -102,7 +107,7 @@ public final class AttentionEngine: Sendable {
     /// multiples of 8 elements (every row 16-byte aligned); the output must not overlap itself or
     /// an input.
     func checkTensors(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor,
-                      output: DeviceTensor) throws -> LayerTensors {
+                      output: DeviceTensor) throws {
         let all = [("q", q, problem.queryShape, problem.inputDType), ("k", k, problem.keyShape, problem.inputDType),
                    ("v", v, problem.keyShape, problem.inputDType), ("output", output, problem.queryShape, problem.outputDType)]
         for (name, t, shape, dtype) in all {
@@ -125,7 +130,19 @@ public final class AttentionEngine: Sendable {
         for (name, input) in [("q", q), ("k", k), ("v", v)] where input.buffer.mem == output.buffer.mem && input.span.overlaps(output.span) {
             throw AttentionError.invalidArgument("the output overlaps \(name) in the same buffer")
         }
-        return LayerTensors(q: q, k: k, v: v, output: output)
+    }
+
+    /// The checked tensors of a call with its key flags (`KeyFlags`): scanned on the device, or,
+    /// when the host has already checked that k and v are finite (`inputsChecked`), none. Returns
+    /// the scan's event (nil without a scan) for the call's timing.
+    func layerTensors(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+                      scratch: Scratch, inputsChecked: Bool) throws -> (LayerTensors, CommandEvent?) {
+        try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
+        if inputsChecked {
+            return (LayerTensors(q: q, k: k, v: v, output: output, keyFlags: try KeyFlags.none(scratch: scratch)), nil)
+        }
+        let (flags, scan) = try KeyFlags.scan(context: context, problem: problem, k: k, v: v, scratch: scratch)
+        return (LayerTensors(q: q, k: k, v: v, output: output, keyFlags: flags), scan)
     }
 }
 
@@ -136,6 +153,8 @@ struct PhaseEvents {
 
     mutating func add(_ phase: PhaseTiming.Phase, _ event: CommandEvent) { entries.append((phase, event)) }
     mutating func add(_ phase: PhaseTiming.Phase, _ events: [CommandEvent]) { for e in events { add(phase, e) } }
+    /// `event` as the first command (one enqueued before the others).
+    mutating func prepend(_ phase: PhaseTiming.Phase, _ event: CommandEvent) { entries.insert((phase, event), at: 0) }
 
     /// The last command enqueued.
     var last: CommandEvent? { entries.last?.event }
@@ -164,6 +183,10 @@ public struct PhaseTiming: Sendable, Equatable {
         case indices
         /// The attention kernel itself.
         case kernel
+        /// The scan of k and v for NaN and infinities (nonfinite_keys.cl, `KeyFlags`), once per
+        /// call before its kernels (none when the host checked the inputs); counted with the
+        /// layer's first pattern group.
+        case keyScan = "key scan"
     }
 
     private var nanoseconds: [Phase: UInt64] = [:]
@@ -204,6 +227,9 @@ public struct PhaseTiming: Sendable, Equatable {
         if let start = other.firstStart { firstStart = min(firstStart ?? start, start) }
         if let end = other.lastEnd { lastEnd = max(lastEnd ?? end, end) }
     }
+
+    /// Whether a command of `phase` was timed.
+    package func contains(_ phase: Phase) -> Bool { nanoseconds[phase] != nil }
 
     /// Sum of the device time of the phase's commands (an in-order queue runs them one by one).
     public func milliseconds(_ phase: Phase) -> Double { Double(nanoseconds[phase] ?? 0) / 1e6 }

@@ -20,12 +20,13 @@ struct DenseAttentionKernel {
     }
 }
 
-/// The q, k, v and output of one layer call, as the kernels take them.
+/// The q, k, v and output of one layer call, as the kernels take them, with the call's key flags.
 struct LayerTensors {
     var q: DeviceTensor
     var k: DeviceTensor
     var v: DeviceTensor
     var output: DeviceTensor
+    var keyFlags: KeyFlags
 
     /// `options` with CONTIGUOUS_ROWS (attention_path.h) when every tensor's rows are d elements
     /// apart: the kernels then address rows with constant strides.
@@ -37,10 +38,17 @@ struct LayerTensors {
         return options
     }
 
-    /// q, k, v, o, then their layouts: the ATTENTION_TENSORS parameters (attention_path.h).
+    /// q, k, v, o, their layouts, then the key flags: the ATTENTION_TENSORS parameters
+    /// (attention_path.h).
     var arguments: [KernelArgument] {
         [.buffer(q.buffer), .buffer(k.buffer), .buffer(v.buffer), .buffer(output.buffer),
-         .layout(q.layout), .layout(k.layout), .layout(v.layout), .layout(output.layout)]
+         .layout(q.layout), .layout(k.layout), .layout(v.layout), .layout(output.layout)] + keyFlags.arguments
+    }
+
+    /// The same call with other views of its tensors (a part of the rows or keys starting at key
+    /// 0, so the flags still index them).
+    func with(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) -> LayerTensors {
+        LayerTensors(q: q, k: k, v: v, output: output, keyFlags: keyFlags)
     }
 }
 

@@ -160,7 +160,7 @@ extension AttentionEngine {
 
     private func forEachSequence(batch: VariableLengthBatch, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                                  workspace: Workspace?,
-                                 _ body: (Int, AttentionProblem, LayerTensors, Scratch) throws -> Void) throws {
+                                 _ body: (Int, AttentionProblem, SequenceViews, Scratch) throws -> Void) throws {
         try batch.checkPacked("q", q, heads: batch.headsQ, total: batch.totalQueries)
         try batch.checkPacked("k", k, heads: batch.headsKV, total: batch.totalKeys)
         try batch.checkPacked("v", v, heads: batch.headsKV, total: batch.totalKeys)
@@ -169,7 +169,7 @@ extension AttentionEngine {
             for s in 0..<batch.sequenceCount {
                 guard let problem = try batch.problem(sequence: s) else { continue }
                 let (q0, k0) = (batch.cuSeqlensQ[s], batch.cuSeqlensK[s])
-                let views = LayerTensors(
+                let views = SequenceViews(
                     q: try batch.view(of: q, start: q0, length: problem.queryLength),
                     k: try batch.view(of: k, start: k0, length: problem.keyLength),
                     v: try batch.view(of: v, start: k0, length: problem.keyLength),
@@ -182,6 +182,14 @@ extension AttentionEngine {
             }
         }
     }
+}
+
+/// One sequence's rows of the packed q, k, v and output.
+private struct SequenceViews {
+    var q: DeviceTensor
+    var k: DeviceTensor
+    var v: DeviceTensor
+    var output: DeviceTensor
 }
 
 extension AttentionError {

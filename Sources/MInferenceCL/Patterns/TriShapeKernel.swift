@@ -25,7 +25,7 @@ struct TriShapeKernel {
             var head = problem
             head.queryLength = aShapeRows
             head.keyLength = denseFrom
-            let part = LayerTensors(q: try tensors.q.rows(0..<aShapeRows), k: try tensors.k.rows(0..<denseFrom),
+            let part = tensors.with(q: try tensors.q.rows(0..<aShapeRows), k: try tensors.k.rows(0..<denseFrom),
                                     v: try tensors.v.rows(0..<denseFrom), output: try tensors.output.rows(0..<aShapeRows))
             try AShapeKernel(context: context, problem: head, config: config, slots: slots, budgets: budgets, workspace: workspace)
                 .run(tensors: part, slotBuffer: slotBuffer, events: &events)
@@ -34,7 +34,7 @@ struct TriShapeKernel {
             var tail = problem
             tail.queryLength = n - denseFrom
             let rows = aShapeRows..<problem.queryLength
-            let part = LayerTensors(q: try tensors.q.rows(rows), k: tensors.k, v: tensors.v, output: try tensors.output.rows(rows))
+            let part = tensors.with(q: try tensors.q.rows(rows), k: tensors.k, v: tensors.v, output: try tensors.output.rows(rows))
             events.add(.kernel, try DenseAttentionKernel(problem: tail, config: config)
                 .enqueue(context: context, tensors: part, slots: slotBuffer, slotCount: slots.count))
         }
