@@ -66,6 +66,15 @@ struct CheckCommand: ParsableCommand {
                 record(c.name, c.problem, path: path, errors: ("bits", "bits"), problems: problems)
             }
         }
+        // A row that reads a NaN or an infinity is NaN; every other row is untouched.
+        for c in try DeviceChecks.nonFiniteCases() where selected(c.name) {
+            for (path, e) in engines(for: c.problem) {
+                let outcome = try NonFiniteCheck.check(engine: e, problem: c.problem, plan: c.plan, count: c.count, seed: 23, tensors: c.tensors)
+                record(c.name + " (\(outcome.nanRows)/\(outcome.rows) NaN rows)", c.problem, path: path,
+                       errors: (Format.scientific(outcome.metrics.relativeL2), Format.scientific(outcome.metrics.maxAbs)),
+                       problems: outcome.problems)
+            }
+        }
         // A chunk of a prefill gives the whole prompt's index lists and rows.
         for c in try DeviceChecks.chunkCases() where selected(c.name) {
             let (q, k, v) = c.problem.normalInputs(seed: 13)

@@ -73,6 +73,29 @@ struct DeviceChecks {
         ]
     }
 
+    /// NaN and infinities planted in q, k and v (docs/NON-FINITE.md section 1): every pattern in
+    /// f16 and bf16 over several tiles and row blocks, and chunks of dense and A-shape with planted
+    /// keys beyond earlier rows' causal edges; (name, problem, plan, planted values, tensors planted).
+    static func nonFiniteCases() throws -> [(name: String, problem: AttentionProblem, plan: LayerPlan, count: Int, tensors: [String])] {
+        func p(_ nq: Int, _ nk: Int, _ d: Int, _ t: DType) throws -> AttentionProblem {
+            try AttentionProblem(headsQ: 8, headsKV: 2, queryLength: nq, keyLength: nk, headDim: d, inputDType: t)
+        }
+        let patterns: [(String, HeadPattern)] = [
+            ("dense", .dense), ("a-shape", .aShape(sink: 16, window: 200)), ("vertical-slash", .verticalSlash(vertical: 100, slash: 200)),
+            ("block-sparse", .blockSparse(blocks: 5)), ("tri-shape", .triShape(sink: 16, window: 200, last: 100)),
+            ("xattention", .defaultXAttention), ("flexprefill", .flexPrefill(FlexPrefillParameters(gamma: 0.9, tau: 0.1))),
+        ]
+        var cases: [(String, AttentionProblem, LayerPlan, Int, [String])] = []
+        for (n, (name, pattern)) in patterns.enumerated() {
+            let dtype: DType = n % 2 == 0 ? .f16 : .bf16
+            cases.append(("non-finite: " + name, try p(1031, 1031, 128, dtype), .uniform(pattern, heads: 8), 9, ["q", "k", "v"]))
+        }
+        cases.append(("non-finite: dense d64", try p(777, 777, 64, .bf16), .uniform(.dense, heads: 8), 9, ["q", "k", "v"]))
+        cases.append(("non-finite: dense chunked", try p(176, 304, 128, .f16), .uniform(.dense, heads: 8), 6, ["k", "v"]))
+        cases.append(("non-finite: a-shape chunked", try p(300, 1000, 64, .bf16), .uniform(.aShape(sink: 16, window: 100), heads: 8), 6, ["k", "v"]))
+        return cases
+    }
+
     /// Chunks of a prefill whose rows are defined to equal the whole prompt's: every pattern, and a
     /// mixed layer; (whole-prompt problem, plan, first query of the chunk).
     static func chunkCases() throws -> [(name: String, problem: AttentionProblem, plan: LayerPlan, start: Int)] {
