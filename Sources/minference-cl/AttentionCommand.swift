@@ -13,7 +13,8 @@ struct AttentionCommand: ParsableCommand {
         upstream does (A-shape: min(sink, N), min(window, N); vertical-slash: V = min(N, max(v, 30)), \
         S = min(N, max(s, 50)); block-sparse: min(blocks, N/64 + 1)). XAttention and FlexPrefill parameters \
         outside their domain (thresholds in (0, 1], block sizes, strides) are refused.
-        Inputs are checked for NaN and infinity first (--no-check-finite skips the check). Every error is one line
+        Inputs are checked for NaN and infinity first (--no-check-finite skips the check; a row that then reads a NaN
+        or an infinity is NaN, and no other row changes). Every error is one line
         on stderr and exit code 1 (64 for a malformed command line); no output file is left behind by a failed run.
         """)
 
@@ -48,7 +49,7 @@ struct AttentionCommand: ParsableCommand {
     var outDtype: String?
     @Flag(name: .long, help: "Read 16-bit integer/void .npy words as bfloat16 (and write bf16 outputs as <u2).")
     var bf16 = false
-    @Flag(name: .long, inversion: .prefixedNo, help: "Check inputs for NaN/Inf before running.")
+    @Flag(name: .long, inversion: .prefixedNo, help: "Check inputs for NaN/Inf before running (without it, rows that read one are NaN).")
     var checkFinite = true
 
     func run() throws {
@@ -93,7 +94,8 @@ struct AttentionCommand: ParsableCommand {
             let dk = try DeviceTensor(context: context, copying: kt, label: "k")
             let dv = try DeviceTensor(context: context, copying: vt, label: "v")
             let output = try DeviceTensor(context: context, shape: qt.shape, dtype: problem.outputDType, label: "output")
-            let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: output, plan: plan, options: options)
+            let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: output, plan: plan, options: options,
+                                        workspace: nil, inputsChecked: checkFinite)
             let result = try output.download()
             // Each file is written atomically; if one write fails, the files this run wrote are removed.
             let indexFiles = try indicesOut.map { try IndexFiles.write(report, to: $0) } ?? []

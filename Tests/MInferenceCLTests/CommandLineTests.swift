@@ -252,7 +252,7 @@ struct CommandLineTests {
         }
     }
 
-    @Test("--no-check-finite turns the check off: the run goes through, other rows unchanged")
+    @Test("--no-check-finite turns the check off: the row that reads the NaN is NaN, other rows unchanged")
     func finiteCheckCanBeTurnedOff() throws {
         let tool = try BuiltExecutable.path("minference-cl")
         let folder = try TemporaryFolder("cli-nocheck")
@@ -266,10 +266,11 @@ struct CommandLineTests {
         let result = try runProcess(tool, clean + ["--no-check-finite"])
         #expect(result.status == 0 && result.stderr.isEmpty, "\(result)")
         let out = try NPYFile.read(folder.file("out.npy")).floats()
-        // Only row 2 of head 1 read the NaN (in its query): every other row is bit for bit the
-        // clean run's.
+        // Only row 2 of head 1 read the NaN (in its query): that row is NaN, every other row is
+        // bit for bit the clean run's.
         let row = (1 * 37 + 2) * 64
         #expect(out.count == reference.count)
+        #expect(out[row..<row + 64].allSatisfy(\.isNaN), "\(out[row..<row + 64])")
         #expect(Array(out[..<row]) == Array(reference[..<row]) && Array(out[(row + 64)...]) == Array(reference[(row + 64)...]))
     }
 

@@ -55,6 +55,18 @@ struct EveryDeviceTests {
         }
     }
 
+    @Test("NaN and infinities: rows that read one are NaN, the others keep their bits", arguments: devices)
+    func nonFiniteInputs(_ device: ComputeDevice) throws {
+        let engine = AttentionEngine(context: try ComputeContext(device: device))
+        let cases: [(HeadPattern, DType)] = [(.dense, .bf16), (.aShape(sink: 7, window: 50), .f16), (.verticalSlash(vertical: 30, slash: 100), .f32),
+                                             (.blockSparse(blocks: 3), .f16), (.defaultXAttention, .bf16)]
+        for (pattern, dtype) in cases {
+            let problem = try AttentionProblem(headsQ: 4, headsKV: 2, queryLength: 333, keyLength: 333, headDim: 64, inputDType: dtype)
+            let outcome = try NonFiniteCheck.check(engine: engine, problem: problem, plan: .uniform(pattern, heads: 4), count: 7, seed: 31)
+            #expect(outcome.problems.isEmpty, "\(device): \(pattern) \(dtype): \(outcome.problems.joined(separator: "; "))")
+        }
+    }
+
     @Test("Real SmolLM2 attention, mixed patterns", arguments: devices)
     func realData(_ device: ComputeDevice) throws {
         let engine = AttentionEngine(context: try ComputeContext(device: device))

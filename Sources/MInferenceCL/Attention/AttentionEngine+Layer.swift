@@ -53,9 +53,17 @@ extension AttentionEngine {
     /// Throws as `enqueue` does.
     public func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                     plan: LayerPlan, options: SparseOptions = SparseOptions(), workspace: Workspace? = nil) throws -> LayerResult {
+        try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options, workspace: workspace,
+                inputsChecked: false)
+    }
+
+    /// `run` for callers that have checked k and v to be finite on the host (`inputsChecked`: no
+    /// key scan), as the CLI does by default.
+    package func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+                     plan: LayerPlan, options: SparseOptions, workspace: Workspace?, inputsChecked: Bool) throws -> LayerResult {
         try withScratch(workspace) {
             let encoded = try encode(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options,
-                                     waitingFor: [], scratch: $0)
+                                     waitingFor: [], scratch: $0, inputsChecked: inputsChecked)
             return try encoded.report(collectIndices: options.collectIndices)
         }
     }
@@ -214,10 +222,8 @@ extension AttentionEngine {
         let dk = try DeviceTensor(context: context, copying: k, label: "k")
         let dv = try DeviceTensor(context: context, copying: v, label: "v")
         let out = try DeviceTensor(context: context, shape: q.shape, dtype: problem.outputDType, label: "output")
-        let report = try withScratch(nil) {
-            try encode(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan, options: options, waitingFor: [],
-                       scratch: $0, inputsChecked: checkFinite).report(collectIndices: options.collectIndices)
-        }
+        let report = try run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan, options: options, workspace: nil,
+                             inputsChecked: checkFinite)
         return (try out.download(), report)
     }
 }
