@@ -6,7 +6,8 @@
  *   cell (r, c) = rows [floor(r n / S), floor((r + 1) n / S)) x the same range of keys for c
  *   POOL_MAX:  the largest P_ij over the cell's causal pairs
  *   POOL_MEAN: the sum of P_ij over the cell divided by its area (zeros above the diagonal count)
- *   a cell without a causal pair is -1 (drawn as background)
+ *   a cell without a causal pair is -1 (drawn as background); a cell holding a row whose
+ *   statistics are NaN (the row read a NaN or +inf score) is NaN, whichever pooling
  *
  * Layout: q [B*Hq, n, HEAD_DIM], k [B*Hkv, n, HEAD_DIM]; row_max / row_sum [B*Hq, n] (recall.cl);
  * map [slots, S, S] fp32, row-major, slot s showing flattened query head heads[s].
@@ -52,7 +53,8 @@ __kernel void attention_map(__global const in_t* q, __global const in_t* k,
                 dot = fma(q_row[v], vload8(0, x), dot);
             }
             const float p = exp2(horizontal_sum8(dot) - m_i) * inv_l;
-            pooled = pooling == POOL_MAX ? fmax(pooled, p) : pooled + p;
+            /* a NaN p (the row's l_i is NaN: it read a non-finite value) stays: fmax would drop it */
+            pooled = pooling == POOL_MAX ? (p > pooled || isnan(p) ? p : pooled) : pooled + p;
         }
         causal_pairs += max(0, last - key_begin);
     }

@@ -14,8 +14,15 @@
  * a work-group reduction in fp64 (the precision of upstream's selection, which runs in float64)
  * where the device has it.
  *
- * Entries must be finite and >= 0; `skip0` and `skip1` (-1: none) are left out (forced entries).
+ * Entries must be >= 0 or NaN; `skip0` and `skip1` (-1: none) are left out (forced entries).
  * Every work-item of the group (MASS_THREADS) calls it and gets the same result.
+ *
+ * NaN: "within the limit" is written as "not beyond it" (!(s >= limit), !(s > limit)), so a NaN
+ * sum or limit is within it. A NaN entry ranks first (topk.cl's order), so every prefix from 1
+ * on holds it: with a NaN entry or limit every count fits and the result is the number of
+ * entries (a NaN estimate keeps every candidate). A NaN entry's bits, of either sign, exceed
+ * every t searched, so the search itself finds this (t = 0: all entries taken) in the same 31
+ * passes. The float64 references evaluate the same comparisons.
  */
 #ifndef MINFERENCECL_MASS_THRESHOLD_H
 #define MINFERENCECL_MASS_THRESHOLD_H
@@ -60,7 +67,8 @@ INLINE mass_t mass_above(__global const float* x, int n, int skip0, int skip1, u
     return group_mass_sum(sum, scratch);
 }
 
-INLINE bool within_limit(mass_t s, mass_t limit, int strict) { return strict ? s < limit : s <= limit; }
+/* Not beyond the limit; NaN is within (the negations are deliberate: see above). */
+INLINE bool within_limit(mass_t s, mass_t limit, int strict) { return strict ? !(s >= limit) : !(s > limit); }
 
 INLINE int largest_prefix_within(__global const float* x, int n, int skip0, int skip1, mass_t base, mass_t limit,
                                  int strict, __local mass_t* mass_scratch, __local uint* count_scratch) {

@@ -86,28 +86,37 @@ INLINE void stage_keys(__local float* k_tile, __local const int* key_pos, __glob
     }
 }
 
-/* Online max and sum over the visible keys of one staged part. */
+/* Online max and sum over the visible keys of one staged part, with a float64 softmax's
+ * non-finite rules: a visible NaN or +inf score makes the sum NaN (fmax skips a NaN, but its
+ * exp2 term does not), a -inf score adds exactly 0, also while the maximum is still -inf (no
+ * early exit: a part of NaN scores only has part_max -inf). Invisible keys are never read. */
 INLINE void dense_step(const float* scores, __local const int* key_pos, int row, float* row_max,
                        float* row_sum) {
     float part_max = -INFINITY;
     for (int j = 0; j < RECALL_KEYS; ++j)
         if (key_visible(key_pos[j], row, 1, 0, 0)) part_max = fmax(part_max, scores[j]);
-    if (part_max == -INFINITY) return;
     const float new_max = fmax(*row_max, part_max);
-    float sum = *row_sum * exp2(*row_max - new_max);
+    float sum = *row_sum * (*row_max == new_max ? 1.0f : exp2(*row_max - new_max));
     for (int j = 0; j < RECALL_KEYS; ++j)
-        if (key_visible(key_pos[j], row, 1, 0, 0)) sum += exp2(scores[j] - new_max);
+        if (key_visible(key_pos[j], row, 1, 0, 0)) sum += scores[j] == -INFINITY ? 0.0f : exp2(scores[j] - new_max);
     *row_max = new_max;
     *row_sum = sum;
 }
 
-/* Dense mass 2^(s - m_i) of the visible keys of one staged part. */
+/* Dense mass 2^(s - m_i) of the visible keys of one staged part (NaN for a NaN or +inf score;
+ * the row's l_i is NaN then too). */
 INLINE float covered_step(const float* scores, __local const int* key_pos, int row, int sink,
                           int window, float row_max) {
     float mass = 0.0f;
     for (int j = 0; j < RECALL_KEYS; ++j)
         if (key_visible(key_pos[j], row, 1, sink, window)) mass += exp2(scores[j] - row_max);
     return mass;
+}
+
+/* min(1, mass / l) keeping NaN (fmin would turn a NaN recall into 1). */
+INLINE float recall_of(float mass, float l) {
+    const float r = mass / l;
+    return r > 1.0f ? 1.0f : r;
 }
 
 /* m_i and l_i of every row of the flattened heads in `heads`. */
@@ -147,7 +156,8 @@ void covered_mass_a_shape(__global const in_t* q, __global const in_t* k, __glob
     RECALL_TILES(sink_tiles + window_tiles, A_SHAPE_KEY,
                  mass += covered_step(scores, key_pos, row, sink, window, m_i))
 #undef A_SHAPE_KEY
-    RECALL_STORE(row >= dense_from[slot] ? 1.0f : fmin(1.0f, mass / row_sum[stat]))
+    /* dense rows: l / l, which is 1, or NaN where the row's dense mass is NaN (or 0: all -inf) */
+    RECALL_STORE(row >= dense_from[slot] ? row_sum[stat] / row_sum[stat] : recall_of(mass, row_sum[stat]))
 }
 
 /* Vertical-slash: the 64-key windows block_offset[m][*], then the stored columns
@@ -174,7 +184,7 @@ void covered_mass_vertical_slash(__global const in_t* q, __global const in_t* k,
     RECALL_TILES(VS_TILE_COUNT(windows, columns), VS_KEY,
                  mass += covered_step(scores, key_pos, row, 0, 0, m_i))
 #undef VS_KEY
-    RECALL_STORE(fmin(1.0f, mass / row_sum[stat]))
+    RECALL_STORE(recall_of(mass, row_sum[stat]))
 }
 
 /* Block-sparse: the key blocks selected[m][*] (64 keys each), as topk.cl selected them. */
@@ -195,5 +205,5 @@ void covered_mass_block_sparse(__global const in_t* q, __global const in_t* k,
 #define BS_KEY(t, r) BS_TILE_KEY(t, r, chosen, n)
     RECALL_TILES(count, BS_KEY, mass += covered_step(scores, key_pos, row, 0, 0, m_i))
 #undef BS_KEY
-    RECALL_STORE(fmin(1.0f, mass / row_sum[stat]))
+    RECALL_STORE(recall_of(mass, row_sum[stat]))
 }

@@ -1,11 +1,13 @@
 /*
  * topk.cl: exact, deterministic top-k of many rows of fp32 scores, one work-group per row,
  * by radix select on order-preserving 32-bit keys (4 passes of 8 bits) and an ordered
- * compaction. Ties are broken by the smaller index, +inf ranks above every finite score, and
- * the selected indices come out ascending. Memory is O(k) per row: rows of 1M scores need no
- * sort.
+ * compaction. Ties are broken by the smaller index; +inf ranks above everything, then NaN (of
+ * either sign: devices differ in the sign a NaN gets), then the finite scores, so the forced +inf
+ * entries always stay selected. The selected indices come out ascending. Memory is O(k) per row:
+ * rows of 1M scores need no sort.
  *
- *   key(x)    = bits of x with the order of x (negatives flipped)
+ *   key(x)    = bits of x with the order of x (negatives flipped); NaN takes +inf's key and +inf
+ *               the next one up (a key no finite score or canonical NaN has)
  *   T         = the k-th largest key (found digit by digit, high to low, from histograms)
  *   selected  = { i : key_i > T } + the first (k - #{key > T}) indices with key_i == T
  *
@@ -25,7 +27,10 @@
 
 INLINE uint order_key(float x) {
     const uint u = as_uint(x);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    const uint key = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    /* canonical NaN, whatever its sign and payload: +inf's key, and +inf one above it */
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0xff800000u;
+    return u == 0x7f800000u ? 0xff800001u : key;
 }
 
 /* Exclusive prefix sum of TOPK_THREADS values in local memory (one work-item does it: 256

@@ -102,16 +102,18 @@ void xattn_block_sums(__global const score_t* a, int a_columns, int first_block,
     for (int i = 0; i < XATTN_ROWS; ++i) {
         const int r = block * XATTN_ROWS + i; /* absolute strided row: columns 0 .. r are visible */
         __global const score_t* x = rows + (size_t)i * a_columns;
-        /* online softmax statistics in one pass: running maximum m, sum l of exp2(v - m) */
+        /* online softmax statistics in one pass: running maximum m, sum l of exp2(v - m). As in
+         * a float64 softmax, a NaN or +inf logit makes l NaN (1 + (v - v): 1, or NaN for +inf),
+         * a NaN never raises m, and -inf adds exactly 0 (also while m is still -inf). */
         float m = -INFINITY, l = 0.0f;
         if (r < real_rows)
             for (int c = lid; c <= r; c += SUM_THREADS) {
                 const float v = LOAD_SCORE(x, c) * scale_log2;
                 if (v > m) {
-                    l = l * exp2(m - v) + 1.0f;
+                    l = l * exp2(m - v) + (1.0f + (v - v));
                     m = v;
                 } else {
-                    l += exp2(v - m);
+                    l += v == -INFINITY ? 0.0f : exp2(v - m);
                 }
             }
         partial_max[lid] = m;
@@ -120,12 +122,12 @@ void xattn_block_sums(__global const score_t* a, int a_columns, int first_block,
         for (int s = SUM_THREADS / 2; s > 0; s >>= 1) {
             if (lid < s) {
                 const float m2 = partial_max[lid + s], m1 = partial_max[lid];
-                const float top = fmax(m1, m2);
-                if (top > -INFINITY) {
-                    partial[lid] = (m1 > -INFINITY ? partial[lid] * exp2(m1 - top) : 0.0f)
-                                   + (m2 > -INFINITY ? partial[lid + s] * exp2(m2 - top) : 0.0f);
-                    partial_max[lid] = top;
-                }
+                const float top = fmax(m1, m2); /* m is never NaN */
+                /* a part whose m is -inf holds 0 or NaN (NaN logits only): l * exp2(-inf) keeps
+                 * that NaN, and with both at -inf the sums just add */
+                partial[lid] = top > -INFINITY ? partial[lid] * exp2(m1 - top) + partial[lid + s] * exp2(m2 - top)
+                                               : partial[lid] + partial[lid + s];
+                partial_max[lid] = top;
             }
             barrier(CLK_LOCAL_MEM_FENCE);
         }

@@ -17,13 +17,16 @@ struct PatternReferenceTests {
         #expect(PatternReference.topK([5, 1, 5, 9], 2) == [0, 3])
     }
 
-    @Test func topKRanksInfinityFirstAndNaNLast() {
+    @Test func topKRanksInfinityFirstThenNaN() {
         let inf = Double.infinity
         #expect(PatternReference.topK([inf, 5, inf, inf], 2) == [0, 2])
         #expect(PatternReference.topK([1, inf, 7, inf], 3) == [1, 2, 3])
         #expect(PatternReference.topK([-inf, -1], 1) == [1])
-        #expect(PatternReference.topK([.nan, 1, -inf], 2) == [1, 2])
-        #expect(PatternReference.topK([.nan, 1, -inf], 3) == [0, 1, 2])
+        #expect(PatternReference.topK([.nan, 1, -inf], 1) == [0])
+        #expect(PatternReference.topK([1, .nan, -inf], 2) == [0, 1])
+        #expect(PatternReference.topK([.nan, inf, 1e300, -.nan], 1) == [1])
+        #expect(PatternReference.topK([.nan, inf, 1e300, -.nan], 3) == [0, 1, 3])
+        #expect(PatternReference.topK([5, -.nan, .nan, 5], 2) == [1, 2], "NaN ties go to the smaller index")
     }
 
     @Test func topKClampsK() {

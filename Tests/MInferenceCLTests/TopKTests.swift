@@ -53,4 +53,34 @@ struct TopKTests {
             #expect(got == want, "row \(r): device \(got.prefix(12)) cpu \(want.prefix(12))")
         }
     }
+
+    /// NaN of both signs (and with payloads), ±inf and finite scores: +inf first, then every NaN
+    /// (ties to the smaller index), then the finite scores, exactly as PatternReference.topK.
+    @Test("NaN of either sign ranks below +inf and above every finite score", arguments: [(3, 40), (17, 300), (100, 1001)])
+    func nanRanksBelowInfinity(k: Int, length: Int) throws {
+        let context = try TestDevice.engine().context
+        let count = 6
+        var random = SeededRandom(seed: UInt64(k * 1000 + length))
+        let specials: [Float] = [.nan, -.nan, Float(bitPattern: 0x7f80_0001), Float(bitPattern: 0xffc0_1234), .infinity, -.infinity]
+        var scores: [Float] = []
+        for r in 0..<count {
+            for _ in 0..<length {
+                let u = random.next()
+                // row 0: every entry NaN; the others: a share of specials growing with r
+                scores.append(r == 0 ? specials[Int(u % 4)] : u % 8 < UInt64(r) ? specials[Int(u / 8 % 6)] : random.normal())
+            }
+        }
+        let buffer = try DeviceBuffer(context: context, copying: scores, label: "scores")
+        let (selection, _) = try TopKKernel.enqueue(context: context, TopKKernel.Rows(
+            scores: buffer, stride: length, count: count, length: length, causal: false, rowsPerGroup: count, kOfGroup: [Int32(k)]))
+        try context.finish()
+        let indices = try selection.indices.read(as: Int32.self, count: count * selection.stride)
+        let counts = try selection.counts.read(as: Int32.self, count: count)
+        for r in 0..<count {
+            let row = scores[(r * length)..<((r + 1) * length)].map(Double.init)
+            let want = PatternReference.topK(row, k).map(Int32.init)
+            let got = Array(indices[(r * selection.stride)..<(r * selection.stride + Int(counts[r]))])
+            #expect(got == want, "row \(r): device \(got.prefix(12)) reference \(want.prefix(12))")
+        }
+    }
 }

@@ -12,12 +12,12 @@ package enum AttentionPicture {
     package static let gap = 8
 
     /// A pooled map in magma on a log scale spanning `decades` powers of ten below the map's
-    /// largest cell (that cell is the brightest); cells <= 0 get the darkest colour, -1 the
-    /// background. One pixel per cell.
+    /// largest cell (that cell is the brightest); cells <= 0 and NaN cells (rows that read a
+    /// non-finite value) get the darkest colour, -1 the background. One pixel per cell.
     package static func heatmap(_ map: [Float], cells: Int, decades: Double) -> RGBImage {
         precondition(map.count == cells * cells, "\(map.count) values for \(cells) x \(cells) cells")
         var image = RGBImage(width: cells, height: cells, fill: background)
-        let peak = Double(map.max() ?? 0)
+        let peak = Double(map.filter { !$0.isNaN }.max() ?? 0)  // Array.max() is undefined with NaN
         let top = peak > 0 ? Double.log10(peak) : 0
         for r in 0..<cells {
             for c in 0..<cells {

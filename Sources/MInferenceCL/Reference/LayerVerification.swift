@@ -132,15 +132,18 @@ package struct LayerVerification: Sendable {
     }
 
     /// Equal sets, or sets that differ only in entries whose reference scores tie (within float32
-    /// noise) with the k-th largest score.
+    /// noise) with the k-th largest score. Non-finite scores (NaN, ±inf) have no noise: an entry
+    /// scoring one must be in both sets or in neither.
     package static func agreeUpToTies(_ got: [Int], _ want: [Int], scores: [Double]) -> Bool {
         guard got.count == want.count else { return false }
         let a = Set(got), b = Set(want)
         if a == b { return true }
         guard a.union(b).allSatisfy({ $0 >= 0 && $0 < scores.count }) else { return false }
-        let threshold = want.map { scores[$0] }.min() ?? 0
+        let differing = a.symmetricDifference(b)
+        guard differing.allSatisfy({ scores[$0].isFinite }) else { return false }
+        let threshold = want.map { scores[$0] }.filter(\.isFinite).min() ?? 0
         let scale = max(1e-12, scores.filter(\.isFinite).map(abs).max() ?? 1)
-        return a.symmetricDifference(b).allSatisfy { abs(scores[$0] - threshold) <= 1e-5 * scale }
+        return differing.allSatisfy { abs(scores[$0] - threshold) <= 1e-5 * scale }
     }
 
     /// A block-list method's sets against the reference's. fp32 inputs must agree exactly; with

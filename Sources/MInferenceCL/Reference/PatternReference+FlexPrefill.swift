@@ -140,12 +140,16 @@ extension PatternReference {
     /// `1 + #{k >= 1 : (sum of the k largest entries) <= gamma}`, the entries needed for the sorted
     /// prefix to exceed `gamma` strictly (one more than the longest prefix that stays within it).
     /// The prefix sums are added largest first, as upstream's `cumsum` of the sorted values.
+    ///
+    /// NaN entries rank first (`topK`'s order) and "within gamma" is "not beyond it", which a NaN
+    /// prefix is: with a NaN entry every prefix counts and the cover is `count + 1` (the budget
+    /// then reaches its maximum), as flex_head_choice's count (mass_threshold.h).
     package static func flexPrefillCover(_ values: [Double], gamma: Double) -> Int {
         var prefix = 0.0
         var within = 0
-        for value in values.sorted(by: >) {
-            prefix += value
-            if prefix <= gamma { within += 1 }
+        for index in values.indices.sorted(by: { ranksAbove(values[$0], $0, values[$1], $1) }) {
+            prefix += values[index]
+            if !(prefix > gamma) { within += 1 }
         }
         return within + 1
     }
@@ -204,7 +208,8 @@ extension PatternReference {
         var running = 0.0
         for entry in entries {
             running += entry.value
-            if running <= gamma * Double(nb) { kept[entry.flat / nb].append(entry.flat % nb) }
+            // "not beyond": a NaN probability (first in the order) keeps every block, as the kernel
+            if !(running > gamma * Double(nb)) { kept[entry.flat / nb].append(entry.flat % nb) }
         }
         return kept.map { $0.sorted() }
     }

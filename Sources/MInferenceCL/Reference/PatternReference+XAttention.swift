@@ -38,13 +38,17 @@ extension PatternReference {
         let rowsPerBlock = blockSize / stride
         let logitScale = 1 / (Double(stride) * Double(d).squareRoot() * norm)
 
-        /// The antidiagonal sum of strided row `r` and strided column `c` (zero past `N`).
+        /// The antidiagonal sum of strided row `r` and strided column `c`, positions past `N` being
+        /// zero vectors that are multiplied like the device's zero-padded GEMM does: a zero times
+        /// a non-finite value of the same strided row or column is NaN, as there.
         func antidiagonal(_ r: Int, _ c: Int) -> Double {
             var sum = 0.0
             for t in 0..<stride {
                 let i = stride * r + (stride - 1 - t), j = stride * c + t
-                guard i < n, j < n else { continue }
-                for x in 0..<d { sum += reference.q[qBase + i * d + x] * reference.k[kBase + j * d + x] }
+                guard i < n || j < n else { continue }  // both zero vectors: exactly 0
+                for x in 0..<d {
+                    sum += (i < n ? reference.q[qBase + i * d + x] : 0) * (j < n ? reference.k[kBase + j * d + x] : 0)
+                }
             }
             return sum
         }
@@ -84,6 +88,10 @@ extension PatternReference {
     ///   position writes block 0, so block 0 is always selected;
     /// - blocks `n > m` are removed (non-causal; they can only be picked with score 0).
     ///
+    /// A NaN score (an estimate row that read a non-finite value) makes the row's total and `R`
+    /// NaN; the test is evaluated as "not yet reached `R`", which a NaN passes, so such a row keeps
+    /// every causal block (the same comparison as xattn_counts and mass_threshold.h).
+    ///
     /// The running sums are added in upstream's order (sequentially, as its float64 `cumsum`); `T`
     /// is summed from block 0 up (upstream's `sum` may associate differently, which matters only
     /// when a running sum lands within a few ulps of `R`).
@@ -98,7 +106,7 @@ extension PatternReference {
         let paddedBlocks = (length + chunkSize - 1) / chunkSize * blocksPerChunk
         return scores.enumerated().map { m, causalScores in
             precondition(causalScores.count == m + 1, "xAttentionSelection: row \(m) has \(causalScores.count) scores, expected \(m + 1)")
-            precondition(causalScores.allSatisfy { $0 >= 0 }, "xAttentionSelection: row \(m) has a negative or NaN score")
+            precondition(causalScores.allSatisfy { $0 >= 0 || $0.isNaN }, "xAttentionSelection: row \(m) has a negative score")
             let row = causalScores + [Double](repeating: 0, count: paddedBlocks - m - 1)
             let required = row.reduce(0, +) * threshold
             let forced = m < blocksPerChunk ? [m] : [0, m]
@@ -109,7 +117,9 @@ extension PatternReference {
             var selected = Set(forced)  // upstream's mask starts as F, whatever the tests below say
             var before = 0.0
             for (position, block) in order.enumerated() {
-                selected.insert(before < required ? block : 0)
+                // "before < required" written as "not yet reached" (the same for numbers): a NaN
+                // score makes `required` NaN, and the row keeps every block (xattn_counts' rule)
+                selected.insert(!(before >= required) ? block : 0)
                 before += values[position]
             }
             return selected.filter { $0 <= m }.sorted()

@@ -30,9 +30,10 @@ package enum PatternReference {
     }
 
     /// Deterministic top-k: the indices of the `k` largest scores, ties broken by the smaller
-    /// index, +inf ranking above every finite score. NaN ranks below everything (even -inf), so a
-    /// poisoned score is only chosen when nothing else is left. `k` is clamped to `0...count`.
-    /// Returns the indices ascending (the order upstream's kernels consume verticals in).
+    /// index. +inf ranks above everything, then NaN (whatever its sign), then the finite scores and
+    /// -inf (topk.cl's order): a NaN estimate is never dropped silently, and the forced +inf
+    /// entries always stay selected. `k` is clamped to `0...count`. Returns the indices ascending
+    /// (the order upstream's kernels consume verticals in).
     package static func topK(_ scores: [Double], _ k: Int) -> [Int] {
         let count = max(0, min(k, scores.count))
         guard count > 0 else { return [] }
@@ -40,13 +41,14 @@ package enum PatternReference {
         return best.prefix(count).sorted()
     }
 
-    /// Strict "a comes before b" of `topK`: larger score first, NaN last, then the smaller index.
-    static func ranksAbove(_ x: Double, _ a: Int, _ y: Double, _ b: Int) -> Bool {
-        if x.isNaN || y.isNaN {
-            if x.isNaN != y.isNaN { return y.isNaN }
-            return a < b
-        }
-        return x != y ? x > y : a < b
+    /// Strict "a comes before b" of `topK`: +inf, then NaN, then larger finite scores first; ties
+    /// (NaN with NaN included) to the smaller index.
+    package static func ranksAbove(_ x: Double, _ a: Int, _ y: Double, _ b: Int) -> Bool {
+        // Classes first: +inf 2, NaN 1, the rest (finite, -inf) 0 ordered by value.
+        func rankClass(_ v: Double) -> Int { v == .infinity ? 2 : v.isNaN ? 1 : 0 }
+        let cx = rankClass(x), cy = rankClass(y)
+        if cx != cy { return cx > cy }
+        return cx == 0 && x != y ? x > y : a < b
     }
 
     /// Checks the prefill contract shared by the estimators, naming the violated rule.
