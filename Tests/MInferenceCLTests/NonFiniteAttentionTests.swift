@@ -51,6 +51,30 @@ struct NonFiniteAttentionTests {
         #expect((0..<192).filter { $0 != 10 }.allSatisfy(rowIsFinite), "rows before key 192 do not read it")
     }
 
+    @Test("CLBlast's beta-0 GEMM does not read its output: a workspace left holding NaN by one call cannot reach the next call's estimate")
+    func gemmIgnoresStaleOutput() throws {
+        let context = try TestDevice.engine().context
+        let (m, n, k) = (70, 33, 64)
+        var random = SeededRandom(seed: 4)
+        let a = try DeviceBuffer(context: context, copying: random.normals(2 * m * k), label: "a")
+        let b = try DeviceBuffer(context: context, copying: random.normals(n * k), label: "b")
+        let c = try DeviceBuffer(context: context, byteCount: 2 * m * n * 4, label: "c")
+        // Two A blocks over one B (a grouped-query run: one plain GEMM), then a strided batch.
+        try c.fill(pattern: Float.nan.bitPattern, using: context)
+        let grouped = try CLBlastGEMM.multiplyTransposed(context: context, m: m, n: n, k: k, a: a, aOffsets: [0, m * k], b: b,
+                                                         bOffsets: [0, 0], c: c, cOffsets: [0, m * n])
+        try grouped.wait()
+        let plain = try c.read(as: Float.self, count: 2 * m * n)
+        #expect(plain.allSatisfy(\.isFinite), "\(plain.filter { !$0.isFinite }.count) stale NaN outputs")
+        try c.fill(pattern: Float.nan.bitPattern, using: context)
+        let batched = try CLBlastGEMM.multiplyTransposed(context: context, m: m, n: n / 3, k: k, a: a, aOffsets: [0, m * k],
+                                                         b: b, bOffsets: [0, (n / 3) * k], c: c, cOffsets: [0, m * n])
+        try batched.wait()
+        let out = try c.read(as: Float.self, count: 2 * m * n)
+        let written = (0..<2).flatMap { e in (0..<(m * (n / 3))).map { e * m * n + $0 } }
+        #expect(written.allSatisfy { out[$0].isFinite }, "strided batch: stale NaN reached the result")
+    }
+
     @Test("The key scan runs only when the host has not checked the inputs")
     func keyScanPhase() throws {
         let engine = try TestDevice.engine()
