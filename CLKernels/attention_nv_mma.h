@@ -124,7 +124,9 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
     MMA_Q_FRAGMENTS                                                                              \
     float acc_o[MMA_M_TILES][MMA_D_TILES][4];                                                    \
     float row_max[MMA_M_TILES][2], row_sum[MMA_M_TILES][2];                                      \
-    int poisoned[MMA_M_TILES][2]; /* rows written as NaN: a non-finite q, a flagged key covered */ \
+    /* rows written as NaN: a flagged key covered (NONFINITE_KEYS), a non-finite q (q_nonfinite) */ \
+    int poisoned[MMA_M_TILES][2] = {{0, 0}};                                                     \
+    __local uchar q_nonfinite[ATTENTION_ROWS];                                                   \
     {                                                                                            \
         __global const ushort* qh16 = (__global const ushort*)qh;                                \
         for (int e = tid; e < ATTENTION_ROWS * MMA_CHUNKS; e += ATTENTION_THREADS) {             \
@@ -140,8 +142,8 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
         MMA_LOAD_Q_REGISTERS                                                                     \
         _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {                             \
             const int q_row_ = (warp * MMA_M_TILES + mt) * 16 + group;                           \
-            ROW_NONFINITE(poisoned[mt][0], smem, q_row_, quad, swizzled)                         \
-            ROW_NONFINITE(poisoned[mt][1], smem, q_row_ + 8, quad, swizzled)                     \
+            Q_NONFINITE(q_nonfinite, smem, q_row_, quad, swizzled)                               \
+            Q_NONFINITE(q_nonfinite, smem, q_row_ + 8, quad, swizzled)                           \
             row_max[mt][0] = -INFINITY; row_max[mt][1] = -INFINITY;                              \
             row_sum[mt][0] = 0.0f; row_sum[mt][1] = 0.0f;                                        \
             _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {                            \
@@ -274,7 +276,9 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
     }
 #endif
 
-#define ATTENTION_STORE() store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, poisoned, quad);
+#define ATTENTION_STORE()                                                                        \
+    store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, poisoned,                      \
+               q_nonfinite + warp * 16 * MMA_M_TILES + group, quad);
 
 /* A fragment of Q for m-tile mt, k-step ks, from the swizzled Q tile. */
 INLINE void load_q_fragment(uint* f, __local const ushort* q_smem, int warp, int mt, int ks, int lane) {

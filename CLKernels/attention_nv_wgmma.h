@@ -271,7 +271,9 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
     __local ushort* q_tile = smem;                                                               \
     float acc_o[1][MMA_D_TILES][4];                                                              \
     float row_max[1][2], row_sum[1][2];                                                          \
-    int poisoned[1][2] = {{0, 0}}; /* rows written as NaN: a non-finite q, a flagged key covered */ \
+    /* rows written as NaN: a flagged key covered (NONFINITE_KEYS), a non-finite q (q_nonfinite) */ \
+    int poisoned[1][2] = {{0, 0}};                                                               \
+    __local uchar q_nonfinite[ATTENTION_ROWS];                                                   \
     {                                                                                            \
         __global const ushort* qh16 = (__global const ushort*)qh;                                \
         for (int e = tid; e < ATTENTION_ROWS * WG_CHUNKS; e += ATTENTION_THREADS) {              \
@@ -298,8 +300,8 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
         fence_proxy_async();                                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                            \
         if (!producer) {                                                                         \
-            ROW_NONFINITE(poisoned[0][0], q_tile, warp * 16 + group, quad, WG_Q_OFFSET)          \
-            ROW_NONFINITE(poisoned[0][1], q_tile, warp * 16 + group + 8, quad, WG_Q_OFFSET)      \
+            Q_NONFINITE(q_nonfinite, q_tile, warp * 16 + group, quad, WG_Q_OFFSET)               \
+            Q_NONFINITE(q_nonfinite, q_tile, warp * 16 + group + 8, quad, WG_Q_OFFSET)           \
         }                                                                                        \
     }
 #define WG_Q_OFFSET(row, chunk) sw128_offset(ATTENTION_ROWS, (row), (chunk))
@@ -449,6 +451,6 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
 #endif
 
 #define ATTENTION_STORE()                                                                        \
-    if (!producer) store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, poisoned, quad);
+    if (!producer) store_rows(oh, o_rows, n_q, warp_row + group, acc_o, row_sum, poisoned, q_nonfinite + warp * 16 + group, quad);
 
 #endif

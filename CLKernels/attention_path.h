@@ -29,8 +29,10 @@
     __global const in_t* kh = k + head_origin(k_layout, (kv), heads_kv);                         \
     __global const in_t* vh = v + head_origin(v_layout, (kv), heads_kv);                         \
     __global out_t* oh = o + head_origin(o_layout, (head), heads_q);                             \
+    /* the other variant computes this launch (see ATTENTION_TENSORS); before any barrier */     \
+    if ((flagged_keys[0] != 0) != NONFINITE_KEYS) return;                                        \
     __global const uchar* kfh = key_flags + (size_t)(kv) * key_flag_stride;                      \
-    const int flagged = flagged_keys[0];                                                         \
+    const int flagged = NONFINITE_KEYS;                                                          \
     ATTENTION_ROW_STRIDES
 
 /* Token strides: with CONTIGUOUS_ROWS (the host saw every tensor's rows HEAD_DIM apart) they are
@@ -51,9 +53,16 @@
 /* The tensor parameters of every attention family kernel, and nonfinite_keys.cl's flags: key r
  * of KV head kv is flagged when key_flags[kv * key_flag_stride + r] is 1, and flagged_keys[0]
  * counts the flagged keys. Each path gives them plain softmax attention's meaning
- * (docs/NON-FINITE.md section 1): with flagged_keys[0] == 0 nothing else happens; otherwise a
- * flagged key's K and V rows are staged as zeros, and a row that covers a flagged key (or whose
- * own q row holds a NaN or an infinity) is written as NaN. */
+ * (docs/NON-FINITE.md section 1) in two variants of every kernel, both enqueued, each returning
+ * at once when the count says the other one computes:
+ *   NONFINITE_KEYS 0: no flagged key; the kernel without a line of flag code (a row whose own q
+ *                     row holds a NaN or an infinity is still written as NaN)
+ *   NONFINITE_KEYS 1: some flagged key; a flagged key's K and V rows are staged as zeros, and a
+ *                     row that covers one is written as NaN
+ * so finite inputs pay one launch of work-groups that exit, not a branch in the tile loop. */
+#ifndef NONFINITE_KEYS
+#define NONFINITE_KEYS 0
+#endif
 #define ATTENTION_TENSORS                                                                        \
     __global const in_t *q, __global const in_t *k, __global const in_t *v, __global out_t *o,   \
         layout_t q_layout, layout_t k_layout, layout_t v_layout, layout_t o_layout,              \

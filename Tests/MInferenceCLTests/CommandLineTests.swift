@@ -270,7 +270,7 @@ struct CommandLineTests {
         // bit for bit the clean run's.
         let row = (1 * 37 + 2) * 64
         #expect(out.count == reference.count)
-        #expect(out[row..<row + 64].allSatisfy(\.isNaN), "\(out[row..<row + 64])")
+        #expect(out[row..<row + 64].allSatisfy { $0.isNaN }, "\(out[row..<row + 64])")
         #expect(Array(out[..<row]) == Array(reference[..<row]) && Array(out[(row + 64)...]) == Array(reference[(row + 64)...]))
     }
 

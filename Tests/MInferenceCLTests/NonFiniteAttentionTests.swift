@@ -65,7 +65,7 @@ struct NonFiniteAttentionTests {
                                                          bOffsets: [0, 0], c: c, cOffsets: [0, m * n])
         try grouped.wait()
         let plain = try c.read(as: Float.self, count: 2 * m * n)
-        #expect(plain.allSatisfy(\.isFinite), "\(plain.filter { !$0.isFinite }.count) stale NaN outputs")
+        #expect(plain.allSatisfy { $0.isFinite }, "\(plain.filter { !$0.isFinite }.count) stale NaN outputs")
         try c.fill(pattern: Float.nan.bitPattern, using: context)
         let batched = try CLBlastGEMM.multiplyTransposed(context: context, m: m, n: n / 3, k: k, a: a, aOffsets: [0, m * k],
                                                          b: b, bOffsets: [0, (n / 3) * k], c: c, cOffsets: [0, m * n])

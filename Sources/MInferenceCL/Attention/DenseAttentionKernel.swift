@@ -4,18 +4,14 @@ struct DenseAttentionKernel {
     let problem: AttentionProblem
     let config: KernelConfig
 
-    func options(_ tensors: LayerTensors) -> BuildOptions { tensors.rowOptions(config.buildOptions(problem: problem)) }
-
     /// Enqueues the kernel over the layer's q, k, v into its output for the flattened query heads
-    /// in `slots`; returns its event.
-    func enqueue(context: ComputeContext, tensors: LayerTensors, slots: DeviceBuffer, slotCount: Int) throws -> CommandEvent {
-        let program = try context.program(KernelSource.named(Self.file), options: options(tensors))
+    /// in `slots`; returns its events (one per NONFINITE_KEYS variant).
+    func enqueue(context: ComputeContext, tensors: LayerTensors, slots: DeviceBuffer, slotCount: Int) throws -> [CommandEvent] {
         let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
-        return try context.launch(
-            program, "dense_attention",
+        return try tensors.launch(
+            "dense_attention", file: Self.file, options: config.buildOptions(problem: problem), context: context,
             global: [rowBlocks * config.threads, slotCount], local: [config.threads, 1],
-            tensors.arguments + [.buffer(slots),
-             .int(problem.queryLength), .int(problem.keyLength), .int(problem.headsQ), .int(problem.headsKV),
+            [.buffer(slots), .int(problem.queryLength), .int(problem.keyLength), .int(problem.headsQ), .int(problem.headsKV),
              .float(problem.scale * Float.log2e), .int(problem.causal ? 1 : 0)])
     }
 }
@@ -43,6 +39,19 @@ struct LayerTensors {
     var arguments: [KernelArgument] {
         [.buffer(q.buffer), .buffer(k.buffer), .buffer(v.buffer), .buffer(output.buffer),
          .layout(q.layout), .layout(k.layout), .layout(v.layout), .layout(output.layout)] + keyFlags.arguments
+    }
+
+    /// Enqueues attention kernel `name` of `file` over these tensors (`arguments`: the kernel's
+    /// parameters after ATTENTION_TENSORS), once per NONFINITE_KEYS variant the key flags ask
+    /// for; returns their events.
+    func launch(_ name: String, file: String, options: BuildOptions, context: ComputeContext, global: [Int], local: [Int],
+                _ arguments: [KernelArgument]) throws -> [CommandEvent] {
+        try keyFlags.variants.map { variant in
+            var variantOptions = rowOptions(options)
+            if variant != 0 { variantOptions.defines["NONFINITE_KEYS"] = "\(variant)" }
+            let program = try context.program(KernelSource.named(file), options: variantOptions)
+            return try context.launch(program, name, global: global, local: local, self.arguments + arguments)
+        }
     }
 
     /// The same call with other views of its tensors (a part of the rows or keys starting at key

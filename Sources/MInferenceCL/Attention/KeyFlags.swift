@@ -10,6 +10,10 @@ struct KeyFlags {
     let stride: Int
     /// One Int32: the number of flagged keys (0: the kernels run as without flags).
     let count: DeviceBuffer
+    /// The NONFINITE_KEYS variants of an attention kernel a launch enqueues (attention_path.h):
+    /// both after a scan (the count decides on the device which one computes), the flag-free one
+    /// alone for inputs the host has checked.
+    let variants: [Int]
 
     /// The kernel arguments `key_flags, key_flag_stride, flagged_keys`.
     var arguments: [KernelArgument] { [.buffer(flags), .int(stride), .buffer(count)] }
@@ -20,7 +24,7 @@ struct KeyFlags {
                      scratch: Scratch) throws -> (KeyFlags, CommandEvent) {
         let heads = problem.batch * problem.headsKV, n = problem.keyLength
         let flags = KeyFlags(flags: try scratch.buffer("key flags", byteCount: max(1, heads * n)), stride: n,
-                             count: try scratch.buffer("flagged key count", byteCount: 4))
+                             count: try scratch.buffer("flagged key count", byteCount: 4), variants: [0, 1])
         _ = try flags.count.enqueueWrite([Int32(0)])
         let program = try context.program(
             KernelSource.named("nonfinite_keys.cl"),
@@ -35,6 +39,6 @@ struct KeyFlags {
     /// Flags for inputs the host has already checked to be finite: a zero count, no scan.
     static func none(scratch: Scratch) throws -> KeyFlags {
         KeyFlags(flags: try scratch.buffer("key flags", byteCount: 1), stride: 0,
-                 count: try scratch.copying([Int32(0)], "flagged key count"))
+                 count: try scratch.copying([Int32(0)], "flagged key count"), variants: [0])
     }
 }

@@ -14,16 +14,14 @@ struct AShapeKernel {
 
     func run(tensors: LayerTensors, slotBuffer: DeviceBuffer, events: inout PhaseEvents) throws {
         let n = problem.keyLength
-        let program = try context.program(
-            KernelSource.named("a_shape_attention.cl"),
-            options: tensors.rowOptions(config.buildOptions(problem: problem)))
         // Budgets above Nk are clamped (they change nothing past Nk); Int32 arguments stay exact.
         let sinks = try scratch.copying(budgets.map { Int32(min($0.sink, n)) }, "sinks")
         let windows = try scratch.copying(budgets.map { Int32(min($0.window, n)) }, "windows")
         let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
-        events.add(.kernel, try context.launch(
-            program, "a_shape_attention", global: [rowBlocks * config.threads, slots.count], local: [config.threads, 1],
-            tensors.arguments + [.buffer(slotBuffer), .buffer(sinks), .buffer(windows),
+        events.add(.kernel, try tensors.launch(
+            "a_shape_attention", file: "a_shape_attention.cl", options: config.buildOptions(problem: problem), context: context,
+            global: [rowBlocks * config.threads, slots.count], local: [config.threads, 1],
+            [.buffer(slotBuffer), .buffer(sinks), .buffer(windows),
              .int(problem.queryLength), .int(n), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
     }
 

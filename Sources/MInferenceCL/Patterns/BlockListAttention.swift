@@ -39,23 +39,22 @@ struct BlockListAttention {
             var options = config.buildOptions(problem: problem)
             options.defines["BLOCK_TILES"] = "\(tiles)"
             options.defines["LIST_BLOCK"] = "\(blockSize)"
-            let attention = try context.program(KernelSource.named("block_list_attention.cl"), options: tensors.rowOptions(options))
             let rowBlocks = (problem.queryLength + config.queryTile - 1) / config.queryTile
-            events.add(.kernel, try context.launch(
-                attention, "block_list_attention", global: [rowBlocks * config.threads, slots.count], local: [config.threads, 1],
-                tensors.arguments + [.buffer(slotBuffer), .buffer(lists.lists), .buffer(lists.counts), .int(lists.stride),
+            events.add(.kernel, try tensors.launch(
+                "block_list_attention", file: "block_list_attention.cl", options: options, context: context,
+                global: [rowBlocks * config.threads, slots.count], local: [config.threads, 1],
+                [.buffer(slotBuffer), .buffer(lists.lists), .buffer(lists.counts), .int(lists.stride),
                  .int(queryBlocks), .int(problem.queryLength), .int(problem.keyLength), .int(problem.headsQ),
                  .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
         } else {
             var options = config.sparse.buildOptions(problem: problem)
             options.defines["BLOCK_TILES"] = "\(tiles)"
-            let attention = try context.program(KernelSource.named("sparse_attention.cl"), options: tensors.rowOptions(options))
             let firstRowBlock = shift / 64
             let rowBlocks = (problem.keyLength + 63) / 64 - firstRowBlock
-            events.add(.kernel, try context.launch(
-                attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, slots.count],
-                local: [config.sparse.threads, 1],
-                tensors.arguments + [.buffer(slotBuffer), .buffer(lists.lists), .buffer(lists.counts), .int(lists.stride),
+            events.add(.kernel, try tensors.launch(
+                "block_sparse_attention", file: "sparse_attention.cl", options: options, context: context,
+                global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
+                [.buffer(slotBuffer), .buffer(lists.lists), .buffer(lists.counts), .int(lists.stride),
                  .int(queryBlocks), .int(problem.queryLength), .int(problem.keyLength), .int(firstRowBlock), .int(problem.headsQ),
                  .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
         }

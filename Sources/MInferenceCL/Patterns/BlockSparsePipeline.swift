@@ -31,12 +31,10 @@ struct BlockSparsePipeline {
 
     func run(tensors: LayerTensors, slotBuffer: DeviceBuffer, events: inout PhaseEvents) throws -> TopKKernel.Selection {
         let selection = try select(q: tensors.q, k: tensors.k, slotBuffer: slotBuffer, events: &events)
-        let attention = try context.program(
-            KernelSource.named("sparse_attention.cl"),
-            options: tensors.rowOptions(config.sparse.buildOptions(problem: problem)))
-        events.add(.kernel, try context.launch(
-            attention, "block_sparse_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
-            tensors.arguments + [.buffer(slotBuffer), .buffer(selection.indices),
+        events.add(.kernel, try tensors.launch(
+            "block_sparse_attention", file: "sparse_attention.cl", options: config.sparse.buildOptions(problem: problem), context: context,
+            global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
+            [.buffer(slotBuffer), .buffer(selection.indices),
              .buffer(selection.counts), .int(selection.stride), .int(queryBlocks), .int(problem.queryLength), .int(n),
              .int(firstQueryBlock), .int(problem.headsQ), .int(problem.headsKV), .float(problem.scale * Float.log2e)]))
         return selection

@@ -50,10 +50,10 @@ struct VerticalSlashPipeline {
     func run(tensors: LayerTensors, slotBuffer: DeviceBuffer, events: inout PhaseEvents) throws -> Indices {
         let scores = try estimate(q: tensors.q, k: tensors.k, slotBuffer: slotBuffer, events: &events)
         let indices = try buildIndices(scores: scores, events: &events)
-        let program = try context.program(KernelSource.named("sparse_attention.cl"), options: tensors.rowOptions(attentionOptions))
-        events.add(.kernel, try context.launch(
-            program, "vertical_slash_attention", global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
-            tensors.arguments + [.buffer(slotBuffer),
+        events.add(.kernel, try tensors.launch(
+            "vertical_slash_attention", file: "sparse_attention.cl", options: attentionOptions, context: context,
+            global: [rowBlocks * config.sparse.threads, slots.count], local: [config.sparse.threads, 1],
+            [.buffer(slotBuffer),
              .buffer(indices.blockCount), .buffer(indices.blockOffset), .int(indices.nnzS),
              .buffer(indices.columnCount), .buffer(indices.columnIndex), .int(indices.nnzV),
              .int(problem.queryLength), .int(n), .int(firstRowBlock), .int(problem.headsQ), .int(problem.headsKV),
