@@ -106,8 +106,7 @@ INLINE void flag_rows(int poisoned[MMA_M_TILES][2], __local const int* keys, __g
 /* Sets flags[row] to whether row `row` of the 16-bit Q tile in shared memory holds a NaN or an
  * infinity, checked by the four threads of a quad together: this thread reads 16-byte chunks
  * quad, quad + 4, ... at the element offsets OFFSET(row, chunk) of the path's swizzle; the quad's
- * first thread writes. Once per work-group, and kept in shared memory rather than in registers
- * across the tile loop. */
+ * first thread writes. Once per work-group, NONFINITE_KEYS only. */
 #define Q_NONFINITE(flags, tile, row, quad, OFFSET)                                              \
     {                                                                                            \
         int bad_ = 0;                                                                            \
@@ -215,24 +214,20 @@ INLINE void online_softmax(float s[MMA_M_TILES][MMA_KEY_TILES][4], float acc_o[M
 }
 
 /* Normalises by the quad-reduced row sums and writes this thread's rows (2 per m-tile) of the
- * head whose token 0 is at `o`, rows `row_stride` elements apart. A row is NaN when its q row is
- * not finite (q_nonfinite[16 mt], [16 mt + 8]: this thread's rows in the Q tile's flags) or, with
- * NONFINITE_KEYS, when any thread of its quad saw it cover a flagged key; a row that saw no key
- * is 0. */
+ * head whose token 0 is at `o`, rows `row_stride` elements apart; a row that saw no key is 0. With
+ * NONFINITE_KEYS a row is NaN when its q row is not finite (q_nonfinite[16 mt], [16 mt + 8]: this
+ * thread's rows in the Q tile's flags) or any thread of its quad saw it cover a flagged key. */
 INLINE void store_rows(__global out_t* o, size_t row_stride, int n_q, int row_base, float acc_o[MMA_M_TILES][MMA_D_TILES][4],
                        float row_sum[MMA_M_TILES][2], int poisoned[MMA_M_TILES][2], __local const uchar* q_nonfinite,
                        int quad) {
     _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {
         const float sum0 = quad_sum(row_sum[mt][0]), sum1 = quad_sum(row_sum[mt][1]);
         float inv0 = sum0 > 0.0f ? 1.0f / sum0 : 0.0f, inv1 = sum1 > 0.0f ? 1.0f / sum1 : 0.0f;
-        int nan0 = q_nonfinite[16 * mt], nan1 = q_nonfinite[16 * mt + 8];
 #if NONFINITE_KEYS
-        nan0 |= quad_any(poisoned[mt][0]);
-        nan1 |= quad_any(poisoned[mt][1]);
-#endif
         /* NaN * anything is NaN: the row's every channel */
-        if (nan0) inv0 = NAN;
-        if (nan1) inv1 = NAN;
+        if (q_nonfinite[16 * mt] | quad_any(poisoned[mt][0])) inv0 = NAN;
+        if (q_nonfinite[16 * mt + 8] | quad_any(poisoned[mt][1])) inv1 = NAN;
+#endif
         const int row0 = row_base + 16 * mt, row1 = row0 + 8;
         _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {
             const int col = t * 8 + 2 * quad;

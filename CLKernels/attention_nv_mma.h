@@ -124,7 +124,7 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
     MMA_Q_FRAGMENTS                                                                              \
     float acc_o[MMA_M_TILES][MMA_D_TILES][4];                                                    \
     float row_max[MMA_M_TILES][2], row_sum[MMA_M_TILES][2];                                      \
-    /* rows written as NaN: a flagged key covered (NONFINITE_KEYS), a non-finite q (q_nonfinite) */ \
+    /* NONFINITE_KEYS: rows written as NaN, covering a flagged key or with a non-finite q */     \
     int poisoned[MMA_M_TILES][2] = {{0, 0}};                                                     \
     __local uchar q_nonfinite[ATTENTION_ROWS];                                                   \
     {                                                                                            \
@@ -142,8 +142,10 @@ INLINE void load_tile_async(__local ushort* dst, __global const ushort* src, siz
         MMA_LOAD_Q_REGISTERS                                                                     \
         _Pragma("unroll") for (int mt = 0; mt < MMA_M_TILES; ++mt) {                             \
             const int q_row_ = (warp * MMA_M_TILES + mt) * 16 + group;                           \
-            Q_NONFINITE(q_nonfinite, smem, q_row_, quad, swizzled)                               \
-            Q_NONFINITE(q_nonfinite, smem, q_row_ + 8, quad, swizzled)                           \
+            if (NONFINITE_KEYS) {                                                                \
+                Q_NONFINITE(q_nonfinite, smem, q_row_, quad, swizzled)                           \
+                Q_NONFINITE(q_nonfinite, smem, q_row_ + 8, quad, swizzled)                       \
+            }                                                                                    \
             row_max[mt][0] = -INFINITY; row_max[mt][1] = -INFINITY;                              \
             row_sum[mt][0] = 0.0f; row_sum[mt][1] = 0.0f;                                        \
             _Pragma("unroll") for (int t = 0; t < MMA_D_TILES; ++t) {                            \

@@ -271,7 +271,7 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
     __local ushort* q_tile = smem;                                                               \
     float acc_o[1][MMA_D_TILES][4];                                                              \
     float row_max[1][2], row_sum[1][2];                                                          \
-    /* rows written as NaN: a flagged key covered (NONFINITE_KEYS), a non-finite q (q_nonfinite) */ \
+    /* NONFINITE_KEYS: rows written as NaN, covering a flagged key or with a non-finite q */     \
     int poisoned[1][2] = {{0, 0}};                                                               \
     __local uchar q_nonfinite[ATTENTION_ROWS];                                                   \
     {                                                                                            \
@@ -299,7 +299,7 @@ INLINE void producer_sync(void) { asm volatile("bar.sync 1, %0;" ::"n"(WG_PRODUC
         cp_async_wait_all();                                                                     \
         fence_proxy_async();                                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                            \
-        if (!producer) {                                                                         \
+        if (NONFINITE_KEYS && !producer) {                                                       \
             Q_NONFINITE(q_nonfinite, q_tile, warp * 16 + group, quad, WG_Q_OFFSET)               \
             Q_NONFINITE(q_nonfinite, q_tile, warp * 16 + group + 8, quad, WG_Q_OFFSET)           \
         }                                                                                        \

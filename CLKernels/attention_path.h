@@ -30,7 +30,7 @@
     __global const in_t* vh = v + head_origin(v_layout, (kv), heads_kv);                         \
     __global out_t* oh = o + head_origin(o_layout, (head), heads_q);                             \
     /* the other variant computes this launch (see ATTENTION_TENSORS); before any barrier */     \
-    if ((flagged_keys[0] != 0) != NONFINITE_KEYS) return;                                        \
+    if ((nonfinite_count[0] != 0) != NONFINITE_KEYS) return;                                        \
     __global const uchar* kfh = key_flags + (size_t)(kv) * key_flag_stride;                      \
     const int flagged = NONFINITE_KEYS;                                                          \
     ATTENTION_ROW_STRIDES
@@ -50,23 +50,24 @@
     const size_t v_rows = TOKEN_STRIDE(v_layout), o_rows = TOKEN_STRIDE(o_layout);
 #endif
 
-/* The tensor parameters of every attention family kernel, and nonfinite_keys.cl's flags: key r
- * of KV head kv is flagged when key_flags[kv * key_flag_stride + r] is 1, and flagged_keys[0]
- * counts the flagged keys. Each path gives them plain softmax attention's meaning
- * (docs/NON-FINITE.md section 1) in two variants of every kernel, both enqueued, each returning
- * at once when the count says the other one computes:
- *   NONFINITE_KEYS 0: no flagged key; the kernel without a line of flag code (a row whose own q
- *                     row holds a NaN or an infinity is still written as NaN)
- *   NONFINITE_KEYS 1: some flagged key; a flagged key's K and V rows are staged as zeros, and a
- *                     row that covers one is written as NaN
- * so finite inputs pay one launch of work-groups that exit, not a branch in the tile loop. */
+/* The tensor parameters of every attention family kernel, and nonfinite_keys.cl's results: key r
+ * of KV head kv is flagged when key_flags[kv * key_flag_stride + r] is 1 (its k or v row holds a
+ * NaN or an infinity), and nonfinite_count[0] counts flagged keys and q's non-finite chunks. Each
+ * path gives them plain softmax attention's meaning (docs/NON-FINITE.md section 1) in two
+ * variants of every kernel, both enqueued, each returning at once unless the count says it
+ * computes:
+ *   NONFINITE_KEYS 0: count 0, q, k and v finite: the kernel without a line of non-finite code
+ *   NONFINITE_KEYS 1: count > 0: a flagged key's K and V rows are staged as zeros, and a row that
+ *                     covers one, or whose own q row is not finite, is written as NaN
+ * so finite inputs pay a launch of work-groups that exit, not a branch or a register in the tile
+ * loop. */
 #ifndef NONFINITE_KEYS
 #define NONFINITE_KEYS 0
 #endif
 #define ATTENTION_TENSORS                                                                        \
     __global const in_t *q, __global const in_t *k, __global const in_t *v, __global out_t *o,   \
         layout_t q_layout, layout_t k_layout, layout_t v_layout, layout_t o_layout,              \
-        __global const uchar *key_flags, int key_flag_stride, __global const int *flagged_keys
+        __global const uchar *key_flags, int key_flag_stride, __global const int *nonfinite_count
 
 #if NV_WGMMA
 #include "attention_nv_wgmma.h"

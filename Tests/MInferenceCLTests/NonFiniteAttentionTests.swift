@@ -75,8 +75,8 @@ struct NonFiniteAttentionTests {
         #expect(written.allSatisfy { out[$0].isFinite }, "strided batch: stale NaN reached the result")
     }
 
-    @Test("The key scan runs only when the host has not checked the inputs")
-    func keyScanPhase() throws {
+    @Test("The non-finite scan runs only when the host has not checked the inputs")
+    func nonFiniteScanPhase() throws {
         let engine = try TestDevice.engine()
         let problem = try AttentionProblem(headsQ: 2, headsKV: 1, queryLength: 70, keyLength: 70, headDim: 64, inputDType: .f16)
         let inputs = try RandomInputs(problem: problem, seed: 8)
@@ -84,8 +84,8 @@ struct NonFiniteAttentionTests {
         let options = SparseOptions(denseFallback: .never)
         let checked = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: plan, options: options).report
         let unchecked = try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: plan, options: options, checkFinite: false)
-        #expect(checked.timing[.aShape]?.contains(.keyScan) == false)
-        #expect(unchecked.report.timing[.aShape]?.contains(.keyScan) == true)
+        #expect(checked.timing[.aShape]?.contains(.nonFiniteScan) == false)
+        #expect(unchecked.report.timing[.aShape]?.contains(.nonFiniteScan) == true)
         // Finite inputs: the scan changes nothing.
         #expect(try engine.run(q: inputs.q, k: inputs.k, v: inputs.v, plan: plan, options: options).output.bytes == unchecked.output.bytes)
     }

@@ -58,7 +58,7 @@ extension AttentionEngine {
     }
 
     /// `run` for callers that have checked k and v to be finite on the host (`inputsChecked`: no
-    /// key scan), as the CLI does by default.
+    /// non-finite scan), as the CLI does by default.
     package func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                      plan: LayerPlan, options: SparseOptions, workspace: Workspace?, inputsChecked: Bool) throws -> LayerResult {
         try withScratch(workspace) {
@@ -83,7 +83,7 @@ extension AttentionEngine {
     }
 
     /// Enqueues every pattern group of the layer; waits for nothing. `inputsChecked`: the host
-    /// has checked k and v to be finite, so no key scan runs.
+    /// has checked q, k and v to be finite, so no non-finite scan runs.
     func encode(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                 plan: LayerPlan, options: SparseOptions, waitingFor events: [CommandEvent], scratch: Scratch,
                 inputsChecked: Bool = false) throws -> EncodedLayer {
@@ -100,7 +100,7 @@ extension AttentionEngine {
         }
         let (tensors, scan) = try layerTensors(problem: problem, q: q, k: k, v: v, output: output, scratch: scratch,
                                                inputsChecked: inputsChecked)
-        if let scan { encoded.scan = scan }
+        encoded.scan = scan
         let slotsOf: (HeadPattern.Kind) -> [(slot: Int32, head: Int)] = { kind in
             (0..<problem.batch).flatMap { b in
                 executed.indices.filter { executed[$0].kind == kind }.map { (Int32(b * problem.headsQ + $0), $0) }
@@ -236,9 +236,9 @@ struct EncodedLayer {
     let profile: String
     var events: [HeadPattern.Kind: PhaseEvents] = [:]
     var last: CommandEvent!
-    /// The key scan (`KeyFlags`), timed with the first pattern group added after it.
-    var scan: CommandEvent? {
-        didSet { if let scan { last = scan } }
+    /// The non-finite scan (`NonFiniteFlags`), timed with the first pattern group added after it.
+    var scan: [CommandEvent] = [] {
+        didSet { if let event = scan.last { last = event } }
     }
     var aShape: [(head: Int, sink: Int, window: Int)] = []
     var verticalSlash: (pipeline: VerticalSlashPipeline, indices: VerticalSlashPipeline.Indices, heads: [Int])?
@@ -266,7 +266,7 @@ struct EncodedLayer {
 
     mutating func add(_ kind: HeadPattern.Kind, _ phases: PhaseEvents) {
         var phases = phases
-        if let scan, events.isEmpty { phases.prepend(.keyScan, scan) }
+        if events.isEmpty { phases.prepend(.nonFiniteScan, scan) }
         events[kind] = phases
         if let event = phases.last { last = event }
     }

@@ -76,7 +76,7 @@ public final class AttentionEngine: Sendable {
         var events = PhaseEvents()
         let (tensors, scan) = try layerTensors(problem: problem, q: q, k: k, v: v, output: output, scratch: scratch,
                                                inputsChecked: inputsChecked)
-        if let scan { events.add(.keyScan, scan) }
+        events.add(.nonFiniteScan, scan)
         let kernel = DenseAttentionKernel(problem: problem, config: config(for: problem))
         let heads = problem.batch * problem.headsQ
         let slots = try scratch.copying((0..<heads).map { Int32($0) }, "heads")
@@ -132,17 +132,17 @@ public final class AttentionEngine: Sendable {
         }
     }
 
-    /// The checked tensors of a call with its key flags (`KeyFlags`): scanned on the device, or,
-    /// when the host has already checked that k and v are finite (`inputsChecked`), none. Returns
-    /// the scan's event (nil without a scan) for the call's timing.
+    /// The checked tensors of a call with its non-finite flags (`NonFiniteFlags`): scanned on the
+    /// device, or, when the host has already checked q, k and v to be finite (`inputsChecked`),
+    /// none. Returns the scan's events (none without a scan) for the call's timing.
     func layerTensors(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                      scratch: Scratch, inputsChecked: Bool) throws -> (LayerTensors, CommandEvent?) {
+                      scratch: Scratch, inputsChecked: Bool) throws -> (LayerTensors, [CommandEvent]) {
         try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
         if inputsChecked {
-            return (LayerTensors(q: q, k: k, v: v, output: output, keyFlags: try KeyFlags.none(scratch: scratch)), nil)
+            return (LayerTensors(q: q, k: k, v: v, output: output, nonFinite: try NonFiniteFlags.none(context: context, scratch: scratch)), [])
         }
-        let (flags, scan) = try KeyFlags.scan(context: context, problem: problem, k: k, v: v, scratch: scratch)
-        return (LayerTensors(q: q, k: k, v: v, output: output, keyFlags: flags), scan)
+        let (flags, scan) = try NonFiniteFlags.scan(context: context, problem: problem, q: q, k: k, v: v, scratch: scratch)
+        return (LayerTensors(q: q, k: k, v: v, output: output, nonFinite: flags), scan)
     }
 }
 
@@ -153,8 +153,8 @@ struct PhaseEvents {
 
     mutating func add(_ phase: PhaseTiming.Phase, _ event: CommandEvent) { entries.append((phase, event)) }
     mutating func add(_ phase: PhaseTiming.Phase, _ events: [CommandEvent]) { for e in events { add(phase, e) } }
-    /// `event` as the first command (one enqueued before the others).
-    mutating func prepend(_ phase: PhaseTiming.Phase, _ event: CommandEvent) { entries.insert((phase, event), at: 0) }
+    /// `events` as the first commands (enqueued before the others).
+    mutating func prepend(_ phase: PhaseTiming.Phase, _ events: [CommandEvent]) { entries.insert(contentsOf: events.map { (phase, $0) }, at: 0) }
 
     /// The last command enqueued.
     var last: CommandEvent? { entries.last?.event }
@@ -183,10 +183,10 @@ public struct PhaseTiming: Sendable, Equatable {
         case indices
         /// The attention kernel itself.
         case kernel
-        /// The scan of k and v for NaN and infinities (nonfinite_keys.cl, `KeyFlags`), once per
-        /// call before its kernels (none when the host checked the inputs); counted with the
-        /// layer's first pattern group.
-        case keyScan = "key scan"
+        /// The scan of q, k and v for NaN and infinities (nonfinite_keys.cl, `NonFiniteFlags`),
+        /// once per call before its kernels (none when the host checked the inputs); counted with
+        /// the layer's first pattern group.
+        case nonFiniteScan = "non-finite scan"
     }
 
     private var nanoseconds: [Phase: UInt64] = [:]

@@ -16,13 +16,13 @@ struct DenseAttentionKernel {
     }
 }
 
-/// The q, k, v and output of one layer call, as the kernels take them, with the call's key flags.
+/// The q, k, v and output of one layer call, as the kernels take them, with the call's non-finite flags.
 struct LayerTensors {
     var q: DeviceTensor
     var k: DeviceTensor
     var v: DeviceTensor
     var output: DeviceTensor
-    var keyFlags: KeyFlags
+    var nonFinite: NonFiniteFlags
 
     /// `options` with CONTIGUOUS_ROWS (attention_path.h) when every tensor's rows are d elements
     /// apart: the kernels then address rows with constant strides.
@@ -38,15 +38,15 @@ struct LayerTensors {
     /// (attention_path.h).
     var arguments: [KernelArgument] {
         [.buffer(q.buffer), .buffer(k.buffer), .buffer(v.buffer), .buffer(output.buffer),
-         .layout(q.layout), .layout(k.layout), .layout(v.layout), .layout(output.layout)] + keyFlags.arguments
+         .layout(q.layout), .layout(k.layout), .layout(v.layout), .layout(output.layout)] + nonFinite.arguments
     }
 
     /// Enqueues attention kernel `name` of `file` over these tensors (`arguments`: the kernel's
-    /// parameters after ATTENTION_TENSORS), once per NONFINITE_KEYS variant the key flags ask
-    /// for; returns their events.
+    /// parameters after ATTENTION_TENSORS), once per NONFINITE_KEYS variant the flags ask for;
+    /// returns their events.
     func launch(_ name: String, file: String, options: BuildOptions, context: ComputeContext, global: [Int], local: [Int],
                 _ arguments: [KernelArgument]) throws -> [CommandEvent] {
-        try keyFlags.variants.map { variant in
+        try nonFinite.variants.map { variant in
             var variantOptions = rowOptions(options)
             if variant != 0 { variantOptions.defines["NONFINITE_KEYS"] = "\(variant)" }
             let program = try context.program(KernelSource.named(file), options: variantOptions)
@@ -57,7 +57,7 @@ struct LayerTensors {
     /// The same call with other views of its tensors (a part of the rows or keys starting at key
     /// 0, so the flags still index them).
     func with(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) -> LayerTensors {
-        LayerTensors(q: q, k: k, v: v, output: output, keyFlags: keyFlags)
+        LayerTensors(q: q, k: k, v: v, output: output, nonFinite: nonFinite)
     }
 }
 
