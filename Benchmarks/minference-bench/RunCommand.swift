@@ -37,7 +37,7 @@ struct RunCommand: ParsableCommand {
     var layout: String = "contiguous"
     @Option(name: .long, help: "Folder for the block sets XAttention and FlexPrefill selected on the structured input: {xattention,flexprefill}-N{N}.npy, uint8 [Hq, nb, nb], 1 where query block m visits key block n (Benchmarks/baselines/compare_masks.py compares them with upstream's).")
     var masksOut: String?
-    @Flag(name: .long, help: "Time the layer as for inputs the host has checked to be finite: no non-finite scan, one variant of each attention kernel (the CLI's default path); without it, the device-tensor API's path.")
+    @Flag(name: .long, help: "Time the layer as for inputs known to be finite (SparseOptions.assumeFinite, the CLI's default path): no non-finite scan, one variant of each attention kernel; without it, the device-tensor API's default.")
     var inputsChecked = false
     @Option(name: .long, help: "Commit of the code measured (recorded in the results).")
     var commit: String = "unknown"
@@ -90,8 +90,8 @@ struct RunCommand: ParsableCommand {
                     var density = 1.0
                     let timing = try measure.median {
                         let report = try engine.run(problem: problem, q: q, k: k, v: v, output: output, plan: plan,
-                                                    options: SparseOptions(denseFallback: .never, estimation: backend), workspace: nil,
-                                                    inputsChecked: inputsChecked)
+                                                    options: SparseOptions(denseFallback: .never, estimation: backend,
+                                                                           assumeFinite: inputsChecked))
                         density = report.density(of: kind) ?? 0
                         return report.totalTiming
                     }

@@ -76,7 +76,8 @@ struct AttentionCommand: ParsableCommand {
                     throw ValidationError("\(error) (turn this check off with --no-check-finite)")
                 }
             }
-            var options = SparseOptions(collectIndices: indicesOut != nil)
+            // Inputs checked above need no device scan for NaN and infinities.
+            var options = SparseOptions(collectIndices: indicesOut != nil, assumeFinite: checkFinite)
             options.denseFallback = try fallback()
             if let estimation {
                 guard let backend = DeviceProfile.EstimationBackend(rawValue: estimation) else {
@@ -94,8 +95,7 @@ struct AttentionCommand: ParsableCommand {
             let dk = try DeviceTensor(context: context, copying: kt, label: "k")
             let dv = try DeviceTensor(context: context, copying: vt, label: "v")
             let output = try DeviceTensor(context: context, shape: qt.shape, dtype: problem.outputDType, label: "output")
-            let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: output, plan: plan, options: options,
-                                        workspace: nil, inputsChecked: checkFinite)
+            let report = try engine.run(problem: problem, q: dq, k: dk, v: dv, output: output, plan: plan, options: options)
             let result = try output.download()
             // Each file is written atomically; if one write fails, the files this run wrote are removed.
             let indexFiles = try indicesOut.map { try IndexFiles.write(report, to: $0) } ?? []

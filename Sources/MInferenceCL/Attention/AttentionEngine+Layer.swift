@@ -53,17 +53,9 @@ extension AttentionEngine {
     /// Throws as `enqueue` does.
     public func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                     plan: LayerPlan, options: SparseOptions = SparseOptions(), workspace: Workspace? = nil) throws -> LayerResult {
-        try run(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options, workspace: workspace,
-                inputsChecked: false)
-    }
-
-    /// `run` for callers that have checked k and v to be finite on the host (`inputsChecked`: no
-    /// non-finite scan), as the CLI does by default.
-    package func run(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                     plan: LayerPlan, options: SparseOptions, workspace: Workspace?, inputsChecked: Bool) throws -> LayerResult {
         try withScratch(workspace) {
             let encoded = try encode(problem: problem, q: q, k: k, v: v, output: output, plan: plan, options: options,
-                                     waitingFor: [], scratch: $0, inputsChecked: inputsChecked)
+                                     waitingFor: [], scratch: $0)
             return try encoded.report(collectIndices: options.collectIndices)
         }
     }
@@ -82,11 +74,10 @@ extension AttentionEngine {
         }
     }
 
-    /// Enqueues every pattern group of the layer; waits for nothing. `inputsChecked`: the host
-    /// has checked q, k and v to be finite, so no non-finite scan runs.
+    /// Enqueues every pattern group of the layer (after the non-finite scan, unless
+    /// `options.assumeFinite`); waits for nothing.
     func encode(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                plan: LayerPlan, options: SparseOptions, waitingFor events: [CommandEvent], scratch: Scratch,
-                inputsChecked: Bool = false) throws -> EncodedLayer {
+                plan: LayerPlan, options: SparseOptions, waitingFor events: [CommandEvent], scratch: Scratch) throws -> EncodedLayer {
         try plan.validate(for: problem)
         try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
         try checkDeviceMemory(problem: problem, plan: plan, options: options)
@@ -99,7 +90,7 @@ extension AttentionEngine {
             encoded.last = try context.marker(waitingFor: events, label: "wait for the caller's events")
         }
         let (tensors, scan) = try layerTensors(problem: problem, q: q, k: k, v: v, output: output, scratch: scratch,
-                                               inputsChecked: inputsChecked)
+                                               inputsChecked: options.assumeFinite)
         encoded.scan = scan
         let slotsOf: (HeadPattern.Kind) -> [(slot: Int32, head: Int)] = { kind in
             (0..<problem.batch).flatMap { b in
@@ -222,8 +213,9 @@ extension AttentionEngine {
         let dk = try DeviceTensor(context: context, copying: k, label: "k")
         let dv = try DeviceTensor(context: context, copying: v, label: "v")
         let out = try DeviceTensor(context: context, shape: q.shape, dtype: problem.outputDType, label: "output")
-        let report = try run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan, options: options, workspace: nil,
-                             inputsChecked: checkFinite)
+        var options = options
+        if checkFinite { options.assumeFinite = true }
+        let report = try run(problem: problem, q: dq, k: dk, v: dv, output: out, plan: plan, options: options)
         return (try out.download(), report)
     }
 }
