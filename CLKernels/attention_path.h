@@ -29,11 +29,19 @@
     __global const in_t* kh = k + head_origin(k_layout, (kv), heads_kv);                         \
     __global const in_t* vh = v + head_origin(v_layout, (kv), heads_kv);                         \
     __global out_t* oh = o + head_origin(o_layout, (head), heads_q);                             \
-    /* the other variant computes this launch (see ATTENTION_TENSORS); before any barrier */     \
-    if ((nonfinite_count[0] != 0) != NONFINITE_KEYS) return;                                        \
     __global const uchar* kfh = key_flags + (size_t)(kv) * key_flag_stride;                      \
-    const int flagged = NONFINITE_KEYS;                                                          \
+    NONFINITE_VARIANT                                                                            \
     ATTENTION_ROW_STRIDES
+
+/* `flagged`: whether this launch runs the flag-aware code (see ATTENTION_TENSORS). Variants 0 and
+ * 1 return (before any barrier) when the other one computes this launch. */
+#if NONFINITE_KEYS == 2
+#define NONFINITE_VARIANT const int flagged = nonfinite_count[0] != 0;
+#else
+#define NONFINITE_VARIANT                                                                        \
+    if ((nonfinite_count[0] != 0) != NONFINITE_KEYS) return;                                     \
+    const int flagged = NONFINITE_KEYS;
+#endif
 
 /* Token strides: with CONTIGUOUS_ROWS (the host saw every tensor's rows HEAD_DIM apart) they are
  * constants, so row addresses are shifts as in a contiguous-only kernel (dense ran ~4% slower on
@@ -53,14 +61,15 @@
 /* The tensor parameters of every attention family kernel, and nonfinite_keys.cl's results: key r
  * of KV head kv is flagged when key_flags[kv * key_flag_stride + r] is 1 (its k or v row holds a
  * NaN or an infinity), and nonfinite_count[0] counts flagged keys and q's non-finite chunks. Each
- * path gives them plain softmax attention's meaning (docs/NON-FINITE.md section 1) in two
- * variants of every kernel, both enqueued, each returning at once unless the count says it
- * computes:
- *   NONFINITE_KEYS 0: count 0, q, k and v finite: the kernel without a line of non-finite code
- *   NONFINITE_KEYS 1: count > 0: a flagged key's K and V rows are staged as zeros, and a row that
- *                     covers one, or whose own q row is not finite, is written as NaN
- * so finite inputs pay a launch of work-groups that exit, not a branch or a register in the tile
- * loop. */
+ * path gives them plain softmax attention's meaning (docs/NON-FINITE.md section 1): a flagged
+ * key's K and V rows are staged as zeros, and a row that covers one, or whose own q row is not
+ * finite, is written as NaN. NONFINITE_KEYS says how a kernel decides to do that:
+ *   0: never (count 0: q, k and v finite); returns at once otherwise
+ *   1: always (count > 0); returns at once otherwise
+ *   2: when the count, read at run time, is not 0 (one launch; the portable path)
+ * The tensor-core paths enqueue variants 0 and 1 after a scan, so finite inputs pay a launch of
+ * work-groups that exit instead of a branch and registers in the tile loop (10-35 % on the H200);
+ * the portable path, whose CPUs have neither concern, takes 2 and builds one program. */
 #ifndef NONFINITE_KEYS
 #define NONFINITE_KEYS 0
 #endif

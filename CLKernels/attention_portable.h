@@ -10,8 +10,8 @@
  *       none); UNMASKED(t) is true when every key of tile t is visible to every row (mask skipped)
  *   ATTENTION_STORE()                         writes the normalised rows
  * and reads ATTENTION_ROWS / ATTENTION_THREADS for its launch shape. Non-finite inputs
- * (attention_path.h, NONFINITE_KEYS): a flagged key is staged as zeros, and a row that covers one,
- * or whose q row is not finite, is written as NaN.
+ * (attention_path.h, NONFINITE_KEYS; `flagged`): a flagged key is staged as zeros, and a row that
+ * covers one, or whose q row is not finite, is written as NaN.
  */
 #ifndef MINFERENCECL_ATTENTION_PORTABLE_H
 #define MINFERENCECL_ATTENTION_PORTABLE_H
@@ -37,7 +37,7 @@
     float8 acc[HEAD_VEC];                                                                        \
     /* NONFINITE_KEYS: a row with a non-finite q element, or covering a flagged key, is NaN */   \
     const int q_nonfinite = load_scaled_row(q_row, qh, (size_t)clamp(row, 0, n_q - 1) * q_rows, scale_log2); \
-    int poisoned = NONFINITE_KEYS && q_nonfinite;                                                \
+    int poisoned = flagged && q_nonfinite;                                                       \
     for (int c = 0; c < HEAD_VEC; ++c) acc[c] = (float8)(0.0f);                                  \
     float running_max = -INFINITY, running_sum = 0.0f;
 

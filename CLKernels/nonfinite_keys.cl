@@ -8,9 +8,9 @@
  *   nonfinite_rows:  count[0] += the number of 16-byte chunks of q holding one (no flags: a
  *                    query row's own test is the attention kernel's)
  *
- * The caller zeroes count[0] first. Every attention kernel comes in two variants that read
- * count[0] (attention_path.h): with 0, the usual case, the one without a line of flag code
- * computes; otherwise the flag-aware one does.
+ * The caller zeroes count[0] first. Every attention kernel reads count[0] (attention_path.h,
+ * NONFINITE_KEYS): with 0, the usual case, it runs without its flag code; otherwise it loads
+ * flagged keys as zeros and writes the rows that read a non-finite value as NaN.
  *
  * One work-item per 16-byte chunk of a row, so a warp reads whole rows (coalesced); a key's chunks
  * are reduced in local memory. Elements are tested on their bits (attention_common.h:

@@ -2,8 +2,8 @@ import ArgumentParser
 import MInferenceCL
 
 /// `minference-bench oclgrind`: every kernel family once on tiny, odd shapes (N = 1, 37, 70,
-/// d = 64, mixed-pattern layers, every dtype, fully masked rows, synthetic inputs), each output
-/// checked against the float64 reference. Made to run under Oclgrind
+/// d = 64, mixed-pattern layers, every dtype, fully masked rows, synthetic inputs, planted NaN and
+/// infinities), each output checked against the float64 reference. Made to run under Oclgrind
 /// (`oclgrind --data-races --uninitialized --check-api --build-options -cl-opt-disable
 /// minference-bench oclgrind`), which reports invalid accesses, data races and reads of
 /// uninitialised memory; the test suite runs it so (OclgrindTests) and fails on any report.
@@ -73,6 +73,14 @@ struct OclgrindCommand: ParsableCommand {
             print("\(verification.passed ? "ok  " : "FAIL") \(c.name): \(c.plan); relative error \(Format.scientific(verification.metrics.relativeL2)) (\(Format.fixed(seconds, 1)) s)")
             for problem in verification.problems.prefix(5) { print("     \(problem)") }
         }
+        // The flag-aware variant of every attention kernel (NONFINITE_KEYS 1) and the scan, on
+        // planted NaN and infinities (docs/NON-FINITE.md).
+        let planted = try AttentionProblem(headsQ: 4, headsKV: 2, queryLength: 70, keyLength: 70, headDim: 64, inputDType: .f16)
+        let mixed = LayerPlan(heads: [.dense, .aShape(sink: 5, window: 20), .verticalSlash(vertical: 4, slash: 4), .blockSparse(blocks: 1)])
+        let outcome = try NonFiniteCheck.check(engine: engine, problem: planted, plan: mixed, count: 5, seed: 7)
+        if !outcome.problems.isEmpty { failures += 1 }
+        print("\(outcome.problems.isEmpty ? "ok  " : "FAIL") non-finite inputs N=70 f16: \(mixed); \(outcome.nanRows) of \(outcome.rows) rows NaN")
+        for problem in outcome.problems.prefix(5) { print("     \(problem)") }
         let kernels = context.launchCounts.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }
         print("kernels: " + kernels.joined(separator: ", "))
         if failures > 0 {

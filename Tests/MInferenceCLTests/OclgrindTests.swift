@@ -23,7 +23,8 @@ struct OclgrindTests {
     }
 
     static let common = ["dense_attention", "a_shape_attention", "vertical_slash_attention", "block_sparse_attention", "vs_row_stats",
-                         "vs_scores", "topk_rows", "vs_convert_indexes", "block_mean_pool", "synthetic_input"]
+                         "vs_scores", "topk_rows", "vs_convert_indexes", "block_mean_pool", "synthetic_input", "nonfinite_keys",
+                         "nonfinite_rows"]
     static let runs = [
         Run(estimation: "fused", checkers: ["--data-races", "--uninitialized", "--check-api", "--build-options", "-cl-opt-disable"],
             kernels: common + ["vs_logits", "block_scores"]),

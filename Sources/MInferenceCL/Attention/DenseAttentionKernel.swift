@@ -42,11 +42,14 @@ struct LayerTensors {
     }
 
     /// Enqueues attention kernel `name` of `file` over these tensors (`arguments`: the kernel's
-    /// parameters after ATTENTION_TENSORS), once per NONFINITE_KEYS variant the flags ask for;
+    /// parameters after ATTENTION_TENSORS), once per NONFINITE_KEYS variant the flags ask for on
+    /// a tensor-core path, once with the run-time test (2) on the portable path after a scan;
     /// returns their events.
     func launch(_ name: String, file: String, options: BuildOptions, context: ComputeContext, global: [Int], local: [Int],
                 _ arguments: [KernelArgument]) throws -> [CommandEvent] {
-        try nonFinite.variants.map { variant in
+        let tensorCores = options.defines["NV_MMA"] == "1" || options.defines["NV_WGMMA"] == "1"
+        let variants = tensorCores || nonFinite.variants == [0] ? nonFinite.variants : [2]
+        return try variants.map { variant in
             var variantOptions = rowOptions(options)
             if variant != 0 { variantOptions.defines["NONFINITE_KEYS"] = "\(variant)" }
             let program = try context.program(KernelSource.named(file), options: variantOptions)

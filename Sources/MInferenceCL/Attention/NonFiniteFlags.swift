@@ -14,8 +14,9 @@ struct NonFiniteFlags {
     let stride: Int
     /// One Int32: flagged keys plus q's non-finite 16-byte chunks (0: all finite).
     let count: DeviceBuffer
-    /// The NONFINITE_KEYS variants of an attention kernel a launch enqueues: both after a scan,
-    /// the flag-free one alone for inputs the host has checked.
+    /// The NONFINITE_KEYS variants of an attention kernel a tensor-core launch enqueues: both
+    /// after a scan, the flag-free one alone for inputs the host has checked (the portable path
+    /// takes the run-time variant after a scan: `LayerTensors.launch`).
     let variants: [Int]
 
     /// The kernel arguments `key_flags, key_flag_stride, nonfinite_count`.
