@@ -77,7 +77,7 @@ struct OclgrindCommand: ParsableCommand {
         // planted NaN and infinities (docs/NON-FINITE.md).
         let planted = try AttentionProblem(headsQ: 4, headsKV: 2, queryLength: 70, keyLength: 70, headDim: 64, inputDType: .f16)
         let mixed = LayerPlan(heads: [.dense, .aShape(sink: 5, window: 20), .verticalSlash(vertical: 4, slash: 4), .blockSparse(blocks: 1)])
-        let outcome = try NonFiniteCheck.check(engine: engine, problem: planted, plan: mixed, count: 5, seed: 7)
+        let outcome = try NonFiniteCheck.check(engine: engine, problem: planted, plan: mixed, count: 5, seed: 7, estimation: backend)
         if !outcome.problems.isEmpty { failures += 1 }
         print("\(outcome.problems.isEmpty ? "ok  " : "FAIL") non-finite inputs N=70 f16: \(mixed); \(outcome.nanRows) of \(outcome.rows) rows NaN")
         for problem in outcome.problems.prefix(5) { print("     \(problem)") }

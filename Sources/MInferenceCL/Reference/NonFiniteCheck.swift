@@ -42,11 +42,12 @@ package enum NonFiniteCheck {
 
     /// Runs `plan` on normal random inputs with `count` planted values and checks every row.
     /// Prefill (Nq = Nk) for every pattern; a chunk (Nq < Nk) for dense and A-shape plans.
+    /// `estimation`: the estimate's products (nil: the device profile's).
     package static func check(engine: AttentionEngine, problem: AttentionProblem, plan: LayerPlan, count: Int, seed: UInt64,
-                              tensors: [String] = ["q", "k", "v"]) throws -> Outcome {
+                              tensors: [String] = ["q", "k", "v"], estimation: DeviceProfile.EstimationBackend? = nil) throws -> Outcome {
         let clean = problem.normalInputs(seed: seed)
         let (q, k, v) = try planted(q: clean.q, k: clean.k, v: clean.v, problem: problem, count: count, seed: seed &+ 1, tensors: tensors)
-        let options = SparseOptions(denseFallback: .never, collectIndices: true)
+        let options = SparseOptions(denseFallback: .never, collectIndices: true, estimation: estimation)
         let (output, report) = try engine.run(q: q, k: k, v: v, plan: plan, options: options, checkFinite: false)
         let reference = ReferenceAttention(problem: problem, q: q, k: k, v: v)
         let staticKeys = plan.heads.allSatisfy { [HeadPattern.Kind.dense, .aShape, .triShape].contains($0.kind) }
