@@ -132,12 +132,11 @@ public final class AttentionEngine: Sendable {
         }
     }
 
-    /// The checked tensors of a call with its non-finite flags (`NonFiniteFlags`): scanned on the
-    /// device, or, when the host has already checked q, k and v to be finite (`inputsChecked`),
-    /// none. Returns the scan's events (none without a scan) for the call's timing.
+    /// Tensors that passed `checkTensors`, with the call's non-finite flags (`NonFiniteFlags`):
+    /// scanned on the device, or, when the caller has checked q, k and v to be finite
+    /// (`inputsChecked`), none. Returns the scan's events (none without a scan) for the call's timing.
     func layerTensors(problem: AttentionProblem, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                       scratch: Scratch, inputsChecked: Bool) throws -> (LayerTensors, [CommandEvent]) {
-        try checkTensors(problem: problem, q: q, k: k, v: v, output: output)
         if inputsChecked {
             return (LayerTensors(q: q, k: k, v: v, output: output, nonFinite: try NonFiniteFlags.none(context: context, scratch: scratch)), [])
         }

@@ -122,7 +122,11 @@ public struct DeviceMemoryPlan: Sendable, Hashable {
             note("flexprefill pooled attention", pooled)
             note("last-query logits", logits)
         }
-        scratchBytes = groups.max() ?? 0
+        // The non-finite scan's key flags (a byte per key; 1 without a scan) and its count live
+        // beside every group's buffers.
+        let keyFlags = options.assumeFinite ? 1 : Self.bytes(p.batch, p.headsKV, n)
+        note("key flags", keyFlags)
+        scratchBytes = (groups.max() ?? 0).addingSaturating(keyFlags.addingSaturating(4))
     }
 
     private mutating func note(_ label: String, _ bytes: Int) {
