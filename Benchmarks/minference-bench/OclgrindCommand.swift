@@ -73,8 +73,8 @@ struct OclgrindCommand: ParsableCommand {
             print("\(verification.passed ? "ok  " : "FAIL") \(c.name): \(c.plan); relative error \(Format.scientific(verification.metrics.relativeL2)) (\(Format.fixed(seconds, 1)) s)")
             for problem in verification.problems.prefix(5) { print("     \(problem)") }
         }
-        // The flag-aware variant of every attention kernel (NONFINITE_KEYS 1) and the scan, on
-        // planted NaN and infinities (docs/NON-FINITE.md).
+        // The scan and the attention kernels' flag-aware code (the portable path's run-time test,
+        // NONFINITE_KEYS 2) on planted NaN and infinities (docs/NON-FINITE.md).
         let planted = try AttentionProblem(headsQ: 4, headsKV: 2, queryLength: 70, keyLength: 70, headDim: 64, inputDType: .f16)
         let mixed = LayerPlan(heads: [.dense, .aShape(sink: 5, window: 20), .verticalSlash(vertical: 4, slash: 4), .blockSparse(blocks: 1)])
         let outcome = try NonFiniteCheck.check(engine: engine, problem: planted, plan: mixed, count: 5, seed: 7, estimation: backend)

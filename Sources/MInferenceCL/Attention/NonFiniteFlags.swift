@@ -1,10 +1,10 @@
 /// What the attention kernels of one layer call need to give NaN and infinities plain softmax
 /// attention's meaning (CLKernels/attention_path.h, `ATTENTION_TENSORS`; docs/NON-FINITE.md
 /// section 1): which keys have a non-finite k or v row, and a count of those keys and of q's
-/// non-finite chunks. Each attention kernel is enqueued in the variants `variants` names; on the
-/// device the count picks the one that computes: without flag code when it is 0, else the one
-/// that loads flagged keys as zeros (so they cannot reach a row that does not cover them, not
-/// even as 0 * NaN in P V) and writes a row that reads a non-finite value as NaN.
+/// non-finite chunks. On the device the count decides (attention_path.h, NONFINITE_KEYS): with 0
+/// the kernels run without their flag code; otherwise they load flagged keys as zeros (so they
+/// cannot reach a row that does not cover them, not even as 0 * NaN in P V) and write a row that
+/// reads a non-finite value as NaN.
 struct NonFiniteFlags {
     /// `[B * Hkv, stride]` bytes: 1 for a key whose k or v row is not finite (read only when
     /// `count` is non-zero).
